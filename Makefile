@@ -1,0 +1,29 @@
+# Two entry points (see README): `make demo` and `make test`. Both create .venv on first use and are
+# safe to run again. torch is installed on its own first so that pip takes the CPU build.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.korlora-installed
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/korlora demo
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check korlora pipelines tests benchmarks
+
+clean:
+	rm -rf runs mlruns mlartifacts mlflow.db .pytest_cache

@@ -1,0 +1,29 @@
+"""Shared fixtures. Everything runs offline: models are built in this process, never downloaded."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def korlora_cache(tmp_path_factory) -> Path:
+    """A cache directory of this test session; subprocesses and Ray workers find it through the env."""
+    path = tmp_path_factory.mktemp("korlora-cache")
+    os.environ["KORLORA_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_ko(korlora_cache) -> Path:
+    """The embedded ``tiny-ko`` model, built once per test session."""
+    from korlora.models.tiny_ko import build_tiny_ko
+
+    return build_tiny_ko()
