@@ -27,3 +27,15 @@ def tiny_ko(korlora_cache) -> Path:
     from korlora.models.tiny_ko import build_tiny_ko
 
     return build_tiny_ko()
+
+
+@pytest.fixture(scope="session")
+def ray_local(korlora_cache):
+    """One real local Ray instance for the whole session (2 CPUs), shut down at the end."""
+    import ray
+
+    from korlora.raycompat import init_local_ray
+
+    init_local_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,34 @@
+"""Starting or joining Ray, and Data settings that suit small machines."""
+
+from __future__ import annotations
+
+import os
+
+
+def init_local_ray(num_cpus: int | None = None) -> None:
+    """Join the cluster given by ``RAY_ADDRESS`` (e.g. under ``ray job submit``) or start a local one."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    env_vars = {k: os.environ[k] for k in ("KORLORA_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+                                           "TOKENIZERS_PARALLELISM") if k in os.environ}
+    runtime_env = {"env_vars": env_vars} if env_vars else None
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, log_to_driver=True)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
+                 runtime_env=runtime_env, log_to_driver=True)
+    configure_data_context()
+
+
+def configure_data_context(min_blocks: int = 1) -> None:
+    """Ray Data defaults aim at big clusters (200 blocks per read/shuffle); scale them down."""
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.read_op_min_num_blocks = min_blocks
+    ctx.enable_progress_bars = True
+    for attr in ("min_parallelism", "default_hash_shuffle_parallelism"):
+        if hasattr(ctx, attr):
+            setattr(ctx, attr, max(min_blocks, 1))
