@@ -1,0 +1,1 @@
+"""Data building: Korean chat SFT dialogues composed from the hand-written content bank."""

@@ -1,0 +1,90 @@
+"""The content bank: hand-written Korean question/answer cores, one YAML file per category."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from korlora.errors import KorloraError
+
+BANK_DIR = Path(__file__).parent / "bank"
+TEMPLATES_PATH = Path(__file__).parent / "templates.yaml"
+LEVELS = ("hapsyo", "haeyo", "banmal", "haera")
+LEVEL_NAMES = {"hapsyo": "합쇼체", "haeyo": "해요체", "banmal": "반말", "haera": "해라체"}
+DIALECTS = ("gyeongsang", "jeolla", "chungcheong", "jeju", "gangwon")
+CATEGORIES = {
+    "daily": "일상 대화",
+    "it": "IT 기술",
+    "spelling": "맞춤법",
+    "style": "문체 변환",
+    "dialect": "사투리",
+    "finance": "금융",
+    "law": "법률",
+    "car": "자동차 정비",
+    "counselling": "감정 상담",
+    "summary": "긴 글 요약",
+    "reasoning": "추론",
+    "code": "코드 설명",
+}
+# Categories whose answers are written text, where plain 해라체 is the expected register.
+WRITTEN_TEXT_CATEGORIES = frozenset({"summary", "style"})
+
+
+@dataclass(frozen=True)
+class BankItem:
+    id: str
+    category: str
+    level: str
+    question: str
+    answer: str
+    followup_question: str
+    followup_answer: str
+    dialect: str | None = None
+
+
+def _item(category: str, raw: dict, path: Path) -> BankItem:
+    where = f"{path.name}: item {raw.get('id', '?')}"
+    try:
+        followup = raw["followup"]
+        item = BankItem(
+            id=raw["id"], category=category, level=raw["level"], question=raw["question"].strip(),
+            answer=raw["answer"].strip(), followup_question=followup["question"].strip(),
+            followup_answer=followup["answer"].strip(), dialect=raw.get("dialect"),
+        )
+    except (KeyError, TypeError, AttributeError) as e:
+        raise KorloraError(f"{where}: missing or malformed field {e}") from None
+    if item.level not in LEVELS:
+        raise KorloraError(f"{where}: level {item.level!r} is not one of {LEVELS}")
+    if item.dialect is not None and item.dialect not in DIALECTS:
+        raise KorloraError(f"{where}: dialect {item.dialect!r} is not one of {DIALECTS}")
+    return item
+
+
+@functools.cache
+def load_bank(bank_dir: str | None = None) -> dict[str, tuple[BankItem, ...]]:
+    """All bank items by category key, in id order. Cached per process."""
+    directory = Path(bank_dir) if bank_dir else BANK_DIR
+    bank: dict[str, tuple[BankItem, ...]] = {}
+    for key in CATEGORIES:
+        path = directory / f"{key}.yaml"
+        if not path.exists():
+            continue
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+        items = tuple(sorted((_item(key, raw, path) for raw in data.get("items", [])), key=lambda i: i.id))
+        ids = [i.id for i in items]
+        if len(set(ids)) != len(ids):
+            raise KorloraError(f"{path.name}: duplicate item ids")
+        bank[key] = items
+    if not bank:
+        raise KorloraError(f"the content bank in {directory} is empty")
+    return bank
+
+
+@functools.cache
+def load_templates() -> dict:
+    with open(TEMPLATES_PATH, encoding="utf-8") as f:
+        return yaml.safe_load(f)

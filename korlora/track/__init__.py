@@ -1,0 +1,1 @@
+"""Tracking: MLflow runs, safe params, artifacts and the adapter registry."""
