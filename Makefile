@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(VENV)/bin/korlora demo
+	$(VENV)/bin/korlora demo --config configs/demo.yaml
 
 test: setup
 	$(VENV)/bin/pytest -q

@@ -123,7 +123,7 @@ def wrap_tokenizer(tok):
     )
 
 
-def _warmup(model, tokenizer, steps: int, seed: int, seq_len: int = 256, batch_size: int = 16) -> float:
+def _warmup(model, tokenizer, steps: int, seed: int, seq_len: int = 128, batch_size: int = 8) -> float:
     """A short causal-LM pass over the bank rendered as chats; returns the final loss."""
     import torch
 
@@ -135,8 +135,8 @@ def _warmup(model, tokenizer, steps: int, seed: int, seq_len: int = 256, batch_s
         ids.extend(tokenizer.apply_chat_template(chat, tokenize=True, return_dict=False))
     data = torch.tensor(ids[: len(ids) // seq_len * seq_len]).view(-1, seq_len)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=5e-3, total_steps=steps, pct_start=0.1)
     model.train()
     loss = torch.tensor(float("nan"))
     for _ in range(steps):
@@ -148,7 +148,7 @@ def _warmup(model, tokenizer, steps: int, seed: int, seq_len: int = 256, batch_s
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
     model.eval()
-    return float(loss)
+    return float(loss.detach())
 
 
 def build_tiny_ko(cfg: ModelBuildConfig | None = None) -> Path:
@@ -182,7 +182,7 @@ def build_tiny_ko(cfg: ModelBuildConfig | None = None) -> Path:
         torch.manual_seed(cfg.seed)
         model = Qwen2ForCausalLM(config)
         threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # the same float sums on every machine
+        torch.set_num_threads(2)  # a fixed thread count keeps the float sums, and so the weights, reproducible
         try:
             loss = _warmup(model, tokenizer, cfg.warmup_steps, cfg.seed)
         finally:
