@@ -88,13 +88,14 @@ def test_default_build_quality(default_build):
 @pytest.mark.slow
 def test_default_build_passes_the_cleaning_gates(default_build, tmp_path):
     from korlora.clean.config import CleanConfig
-    from korlora.clean.pipeline import run_clean
+    from korlora.clean.pipeline import clean_dataset
     from korlora.io import write_jsonl
 
     src = tmp_path / "build.jsonl"
     write_jsonl(src, default_build)
-    summary = run_clean(CleanConfig(input=str(src), output=str(tmp_path / "clean.jsonl")))
-    assert summary["dropped"] == {} or sum(summary["dropped"].values()) == 0, summary
+    summary = clean_dataset(CleanConfig(input=str(src), output=str(tmp_path / "clean.jsonl")))
+    assert summary["dropped_total"] == 0, summary["dropped"]
+    assert summary["kept"] == len(default_build)
 
 
 @pytest.mark.slow

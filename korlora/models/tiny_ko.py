@@ -181,6 +181,9 @@ def build_tiny_ko(cfg: ModelBuildConfig | None = None) -> Path:
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
         model = Qwen2ForCausalLM(config)
+        # Wider embeddings than the default 0.02: with tied weights they bound how sharp the next-token
+        # distribution can get, and a LoRA (which never touches them) must be able to make one start likely.
+        torch.nn.init.normal_(model.model.embed_tokens.weight, std=cfg.embedding_std)
         threads = torch.get_num_threads()
         torch.set_num_threads(2)  # a fixed thread count keeps the float sums, and so the weights, reproducible
         try:

@@ -1,66 +1,91 @@
-"""``korlora demo``: the whole data → train flow on the embedded model, with every file in one run dir."""
+"""``korlora demo``: reproduce the start-pattern collapse on ``tiny-ko``, then fix it with ``relearn``."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import random
 import time
 from pathlib import Path
 
-from korlora.relearn.config import DemoConfig
+from korlora.io import write_json, write_jsonl
+from korlora.relearn.config import DemoConfig, RelearnConfig
 
 
-def _stage(name: str):
-    print(f"\n── {name} " + "─" * max(0, 60 - len(name)), flush=True)
-    return time.perf_counter()
+def _fraction(seed: int, key: str) -> float:
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+
+def make_legacy(rows: list[dict], disclaimer_share: float, punct_share: float, seed: int) -> list[dict]:
+    """A copy of ``rows`` as data collected before cleaning would look: answers that open with a
+    disclaimer or with stray punctuation/role tags. Which rows, by a hash of their id."""
+    from korlora.data.correction import break_start
+
+    legacy = []
+    for row in rows:
+        u = _fraction(seed, str(row["id"]))
+        kinds = ("disclaimer",) if u < disclaimer_share else (
+            ("punct", "role_tag", "blank") if u < disclaimer_share + punct_share else None)
+        if kinds is None:
+            legacy.append(row)
+            continue
+        rng = random.Random(f"{seed}:legacy:{row['id']}")
+        messages = [dict(m) for m in row["messages"]]
+        for m in messages:
+            if m["role"] == "assistant":
+                m["content"], kind = break_start(m["content"], rng, kinds)
+        legacy.append({**row, "messages": messages, "source": "legacy", "tags": [*row.get("tags", []), kind]})
+    return legacy
 
 
 def demo_command(cfg: DemoConfig) -> int:
-    from korlora.clean.config import CleanConfig, MergeConfig, RebalanceConfig
-    from korlora.clean.merge import merge_command
-    from korlora.clean.pipeline import clean_command
-    from korlora.clean.rebalance import rebalance_command
-    from korlora.data.build import build_command
-    from korlora.data.config import BuildConfig, CorrectionConfig, NoWarningConfig
-    from korlora.data.correction import correction_command
-    from korlora.data.no_warning import no_warning_command
+    from korlora.data.build import build_dialogues
+    from korlora.data.config import BuildConfig
     from korlora.models import resolve_model_path
+    from korlora.relearn.pipeline import print_before_after, run_relearn
     from korlora.train.config import TrainConfig
     from korlora.train.driver import run_training
-    from korlora.train.inference import generate_answers, load_for_inference
 
-    run = Path(cfg.run_dir)
-    data = run / "data"
     started = time.perf_counter()
-    _stage("model: tiny-ko")
-    print(resolve_model_path(cfg.model_name_or_path))
-    _stage("data build")
-    build_command(BuildConfig(output=str(data / "korean_sft_train.jsonl"), num_rows=cfg.build_rows, seed=cfg.seed))
-    _stage("clean")
-    clean_command(CleanConfig(input=str(data / "korean_sft_train.jsonl"),
-                              output=str(data / "korean_sft_train_cleaned.jsonl")))
-    _stage("rebalance")
-    rebalance_command(RebalanceConfig(input=str(data / "korean_sft_train_cleaned.jsonl"),
-                                      output=str(data / "korean_sft_rebalanced.jsonl"), max_ratio=cfg.max_ratio))
-    _stage("no-warning")
-    no_warning_command(NoWarningConfig(output=str(data / "korean_sft_no_warning.jsonl"),
-                                       num_rows=cfg.no_warning_rows, seed=cfg.seed))
-    _stage("correction")
-    correction_command(CorrectionConfig(output=str(data / "korean_sft_correction.jsonl"),
-                                        num_rows=cfg.correction_rows, seed=cfg.seed))
-    _stage("merge")
-    merge_command(MergeConfig(input=[str(data / f"korean_sft_{n}.jsonl")
-                                     for n in ("rebalanced", "no_warning", "correction")],
-                              output=str(data / "korean_sft_final.jsonl"), seed=cfg.seed))
-    _stage("train (LoRA SFT on Ray Train)")
-    result = run_training(TrainConfig(
-        model_name_or_path=cfg.model_name_or_path, data_file=str(data / "korean_sft_final.jsonl"),
-        output_dir=str(run / "adapter"), storage_path=str((run / "ray_results").resolve()),
-        learning_rate=cfg.learning_rate, max_steps=cfg.max_steps, save_steps=max(cfg.max_steps // 3, 1),
-        per_device_train_batch_size=cfg.per_device_train_batch_size, gradient_accumulation_steps=1,
-        max_length=cfg.max_length, seed=cfg.seed, experiment_name="korlora-demo"))
-    _stage("answers of the adapter")
-    model, tokenizer = load_for_inference(str(result.output_dir), None)
-    for prompt, (answer,) in zip(cfg.prompts, generate_answers(model, tokenizer, cfg.prompts, max_new_tokens=48)):
-        print(f"Q: {prompt}\nA: {answer}\n")
-    print(f"done in {time.perf_counter() - started:.0f}s. Files: {run}/  adapter: {result.output_dir}")
-    print("MLflow UI: mlflow ui --backend-store-uri sqlite:///mlflow.db  (then open http://127.0.0.1:5000)")
+    run = Path(cfg.run_dir).resolve()
+    data = run / "data"
+    print(f"tiny-ko: {resolve_model_path(cfg.model)}")
+
+    legacy_file = data / "legacy_sft.jsonl"
+    if not legacy_file.exists():
+        print("── data: build, then a legacy copy with broken answer starts")
+        rows = build_dialogues(BuildConfig(output=str(data / "korean_sft_train.jsonl"), num_rows=cfg.build_rows,
+                                           seed=cfg.seed, report=False))
+        write_jsonl(data / "korean_sft_train.jsonl", rows)
+        write_jsonl(legacy_file, make_legacy(rows, cfg.legacy_disclaimer_share, cfg.legacy_punct_share, cfg.seed))
+    legacy_adapter = run / "legacy_adapter"
+    if not (legacy_adapter / "adapter_config.json").exists():
+        print("── train the legacy adapter (the collapsed model)")
+        run_training(TrainConfig(
+            model_name_or_path=cfg.model, data_file=str(legacy_file), output_dir=str(legacy_adapter),
+            storage_path=str(run / "ray_results"), learning_rate=cfg.legacy_learning_rate, max_steps=cfg.legacy_steps,
+            save_steps=cfg.legacy_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
+            gradient_accumulation_steps=1, max_length=cfg.max_length, seed=cfg.seed, experiment_name="korlora-demo"))
+
+    relearn = RelearnConfig(
+        data_file=str(legacy_file), model=cfg.model, init_adapter=str(legacy_adapter), run_dir=str(run / "relearn"),
+        no_warning_rows=cfg.no_warning_rows, correction_rows=cfg.correction_rows, learning_rate=cfg.learning_rate,
+        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=1, max_length=cfg.max_length, diagnose_samples=cfg.diagnose_samples,
+        experiment_name="korlora-demo", seed=cfg.seed)
+    results = {"plain loss": run_relearn(relearn)}
+    if cfg.start_loss_weight and cfg.start_loss_weight != 1.0:
+        weighted = dataclasses.replace(relearn, run_dir=str(run / "relearn_start_weighted"),
+                                       start_loss_weight=cfg.start_loss_weight, start_tokens=cfg.start_tokens)
+        results[f"start-weighted loss (W={cfg.start_loss_weight:g}, K={cfg.start_tokens})"] = run_relearn(weighted)
+
+    report = {name: {"before": r["before"], "after": r["after"]} for name, r in results.items()}
+    write_json(run / "demo_report.json", {"config": dataclasses.asdict(cfg), "results": report})
+    for name, r in results.items():
+        print(f"\n[{name}]")
+        print_before_after(r["before"], r["after"])
+    from korlora.track.mlflow_utils import tracking_uri
+
+    print(f"\ndone in {time.perf_counter() - started:.0f} s · files: {run}")
+    print(f"MLflow UI: mlflow ui --backend-store-uri {tracking_uri()}   (then open http://127.0.0.1:5000)")
     return 0

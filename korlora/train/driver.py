@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,17 @@ def _absolute(cfg: TrainConfig) -> TrainConfig:
         profile=None)
 
 
+def _worker_resources(num_workers: int, use_gpu: bool) -> dict:
+    """One GPU per worker on GPU clusters; on CPU, share the machine's cores so torch uses them all
+    (Ray sets each worker's thread count from its CPUs)."""
+    import ray
+
+    if use_gpu:
+        return {"CPU": 1, "GPU": 1}
+    cpus = int(ray.available_resources().get("CPU", 1))
+    return {"CPU": max(1, cpus // num_workers)}
+
+
 def default_run_name(cfg: TrainConfig, data_digest: str) -> str:
     settings = {k: v for k, v in to_dict(cfg).items() if k not in ("run_name", "storage_path", "max_failures")}
     key = hashlib.sha256(json.dumps([settings, data_digest], sort_keys=True, default=str).encode()).hexdigest()
@@ -67,9 +77,9 @@ def _mlflow_run(cfg: TrainConfig, run_dir: Path, params: dict, mask: dict, choic
     uri = setup(cfg.experiment_name)
     id_file = run_dir / "mlflow_run_id"
     run_id = id_file.read_text().strip() if id_file.exists() else None
-    parent = os.environ.get("KORLORA_PARENT_RUN_ID")
+    # inside a pipeline's parent run (relearn, tune) the training run nests under it
     run = mlflow.start_run(run_id=run_id, run_name=run_dir.name if not run_id else None,
-                           tags={"mlflow.parentRunId": parent} if parent and not run_id else None)
+                           nested=mlflow.active_run() is not None)
     if not run_id:
         mlflow.log_params(safe_params(params))
         mlflow.log_params({"attn_implementation_used": choice.attn_implementation,
@@ -113,7 +123,8 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"train": to_dict(cfg), "choice": dataclasses.asdict(choice), "mlflow": mlflow_run},
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu),
+        scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu,
+                                               resources_per_worker=_worker_resources(cfg.num_workers, use_gpu)),
         run_config=ray.train.RunConfig(
             name=name, storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),

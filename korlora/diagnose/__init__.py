@@ -1,0 +1,1 @@
+"""Diagnosis: how a model starts its answers (Hangul sentence, punctuation, disclaimer)."""

@@ -1,0 +1,142 @@
+"""``korlora relearn``: the seed's run_relearn.sh as one job with one MLflow parent run.
+
+clean → rebalance → no-warning → correction → merge → re-fine-tune → diagnose before and after. All files
+live under ``run_dir``; ``run_dir/manifest.json`` lists them with their sha256. Stages are cached (see
+:mod:`korlora.relearn.stages`), so a run killed during training restarts at training.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from korlora.config import to_dict
+from korlora.io import write_json
+from korlora.relearn.config import RelearnConfig
+from korlora.relearn.stages import Stage, StageRunner, sha256_path
+
+
+def _diagnose_stage(name: str, cfg: RelearnConfig, adapter: Path | None, out: Path, inputs: list[Path]) -> Stage:
+    from korlora.diagnose.config import DiagnoseConfig
+    from korlora.diagnose.report import diagnose_command
+
+    dcfg = DiagnoseConfig(model=cfg.model, adapter=str(adapter) if adapter else None, output_dir=str(out),
+                          samples=cfg.diagnose_samples, max_new_tokens=cfg.diagnose_max_new_tokens,
+                          seed=cfg.seed, label=name)
+
+    def run() -> dict:
+        import json
+
+        diagnose_command(dcfg)
+        report = json.loads((out / "diagnosis.json").read_text(encoding="utf-8"))
+        g = report["greedy"]
+        return {"hangul_start_share": g["hangul_start_share"], "punct_start_share": g["punct_start_share"],
+                "disclaimer_start_share": g["disclaimer_start_share"],
+                "next_token_disclaimer_mass": report["next_token"]["disclaimer_mass"]}
+
+    return Stage(name, run, inputs=inputs, outputs=[out / "diagnosis.json"], settings=asdict(dcfg))
+
+
+def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
+    from korlora.clean.config import CleanConfig, MergeConfig, RebalanceConfig
+    from korlora.clean.merge import merge_command
+    from korlora.clean.pipeline import clean_dataset
+    from korlora.clean.rebalance import rebalance_dataset
+    from korlora.data.config import CorrectionConfig, NoWarningConfig
+    from korlora.data.correction import correction_command
+    from korlora.data.no_warning import no_warning_command
+    from korlora.train.config import TrainConfig
+    from korlora.train.driver import run_training
+
+    data = run_dir / "data"
+    original = Path(cfg.data_file)
+    cleaned, rebalanced = data / "korean_sft_train_cleaned.jsonl", data / "korean_sft_rebalanced.jsonl"
+    no_warning, correction = data / "korean_sft_no_warning.jsonl", data / "korean_sft_correction.jsonl"
+    final, adapter = data / "korean_sft_final.jsonl", run_dir / "adapter"
+    init = Path(cfg.init_adapter) if cfg.init_adapter else None
+
+    clean_cfg = CleanConfig(input=str(original), output=str(cleaned))
+    rebalance_cfg = RebalanceConfig(input=str(cleaned), output=str(rebalanced), max_ratio=cfg.max_ratio, seed=cfg.seed)
+    nw_cfg = NoWarningConfig(output=str(no_warning), num_rows=cfg.no_warning_rows, seed=cfg.seed)
+    fix_cfg = CorrectionConfig(output=str(correction), num_rows=cfg.correction_rows, seed=cfg.seed)
+    merge_cfg = MergeConfig(input=[f"rebalanced={rebalanced}", f"no_warning={no_warning}", f"correction={correction}"],
+                            output=str(final), weights=cfg.weights, target_size=cfg.target_size, seed=cfg.seed)
+    train_cfg = TrainConfig(
+        model_name_or_path=cfg.model, data_file=str(final), output_dir=str(adapter), init_adapter=cfg.init_adapter,
+        profile=cfg.profile, learning_rate=cfg.learning_rate, num_epochs=cfg.num_epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, max_length=cfg.max_length, lora_r=cfg.lora_r,
+        start_loss_weight=cfg.start_loss_weight, start_tokens=cfg.start_tokens, num_workers=cfg.num_workers,
+        storage_path=str(run_dir / "ray_results"), experiment_name=cfg.experiment_name, seed=cfg.seed,
+        data_manifest=str(final.with_suffix(".manifest.json")))
+
+    def summary_of(stats: dict, *keys: str) -> dict:
+        return {k: stats[k] for k in keys if k in stats}
+
+    return [
+        _diagnose_stage("diagnose_before", cfg, init, run_dir / "diagnose_before", [init] if init else []),
+        Stage("clean", lambda: summary_of(clean_dataset(clean_cfg), "lines", "kept", "repaired", "dropped_total"),
+              [original], [cleaned], to_dict(clean_cfg)),
+        Stage("rebalance", lambda: {"before_share": (s := rebalance_dataset(rebalance_cfg))["before"]["share"],
+                                    "after_share": s["after"]["share"], "kept": s["kept"]},
+              [cleaned], [rebalanced], to_dict(rebalance_cfg)),
+        Stage("no_warning", lambda: no_warning_command(nw_cfg) and None, [], [no_warning], to_dict(nw_cfg)),
+        Stage("correction", lambda: correction_command(fix_cfg) and None, [], [correction], to_dict(fix_cfg)),
+        Stage("merge", lambda: merge_command(merge_cfg) and None, [rebalanced, no_warning, correction], [final],
+              to_dict(merge_cfg)),
+        Stage("train", lambda: summary_of(run_training(train_cfg).metrics, "eval_loss", "train_loss_final",
+                                          "global_step"),
+              [final, *([init] if init else [])], [adapter], {**to_dict(train_cfg), "run_dir": None}),
+        _diagnose_stage("diagnose_after", cfg, adapter, run_dir / "diagnose_after", [adapter]),
+    ]
+
+
+def run_relearn(cfg: RelearnConfig) -> dict:
+    """Run (or resume) the relearn job; returns ``{"before": ..., "after": ..., "stages": [...]}``."""
+    import mlflow
+
+    from korlora.track.mlflow_utils import safe_params, setup
+
+    run_dir = Path(cfg.run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    setup(cfg.experiment_name)
+    runner = StageRunner(run_dir)
+    results: dict[str, dict] = {}
+    parent_file = run_dir / "mlflow_parent_run_id"
+    parent_id = parent_file.read_text().strip() if parent_file.exists() else None
+    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"relearn-{run_dir.name}") as parent:
+        parent_file.write_text(parent.info.run_id)
+        if not parent_id:
+            mlflow.log_params(safe_params(to_dict(cfg)))
+        for stage in relearn_stages(cfg, run_dir):
+            results[stage.name] = runner(stage)
+            if os.environ.get("KORLORA_TEST_STOP_AFTER") == stage.name:
+                raise RuntimeError(f"stopped after {stage.name} (KORLORA_TEST_STOP_AFTER)")
+        files = sorted(p for p in run_dir.rglob("*") if p.is_file() and "ray_results" not in p.parts
+                       and p.parent.name != "stages" and not p.name.startswith("."))
+        manifest = {"config": to_dict(cfg), "stages": runner.history,
+                    "files": {str(p.relative_to(run_dir)): sha256_path(p) for p in files}}
+        write_json(run_dir / "manifest.json", manifest)
+        mlflow.log_artifact(str(run_dir / "manifest.json"))
+        before, after = results.get("diagnose_before", {}), results.get("diagnose_after", {})
+        mlflow.log_metrics({f"after_{k}": v for k, v in after.items()})
+    return {"before": before, "after": after, "stages": runner.history, "run_dir": str(run_dir)}
+
+
+def print_before_after(before: dict, after: dict) -> None:
+    rows = [("Hangul start", "hangul_start_share"), ("punctuation start", "punct_start_share"),
+            ("disclaimer start", "disclaimer_start_share"), ("disclaimer next-token mass", "next_token_disclaimer_mass")]
+    print(f"\n{'greedy answers':<30}{'before':>10}{'after':>10}")
+    for label, key in rows:
+        b = f"{before[key]:.1%}" if key in before else "-"
+        a = f"{after[key]:.1%}" if key in after else "-"
+        print(f"{label:<30}{b:>10}{a:>10}")
+
+
+def relearn_command(cfg: RelearnConfig) -> int:
+    result = run_relearn(cfg)
+    print_before_after(result["before"], result["after"])
+    print(f"\nrun directory: {result['run_dir']}")
+    print(f"MLflow UI: mlflow ui --backend-store-uri {__import__('korlora.track.mlflow_utils', fromlist=['x']).tracking_uri()}")
+    return 0

@@ -1,0 +1,127 @@
+"""The relearn job: stages cached across a crash, one MLflow parent run, and ``ray job submit``."""
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from korlora.relearn.config import RelearnConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def small_relearn(tmp_path: Path, data_file: Path, **overrides) -> RelearnConfig:
+    values = dict(data_file=str(data_file), model="tiny-ko", run_dir=str(tmp_path / "run"), no_warning_rows=60,
+                  correction_rows=60, learning_rate=2e-3, max_steps=4, per_device_train_batch_size=4,
+                  gradient_accumulation_steps=1, max_length=256, diagnose_samples=0, diagnose_max_new_tokens=4,
+                  experiment_name="test-relearn")
+    values.update(overrides)
+    return RelearnConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def legacy_file(tmp_path_factory, ray_local):
+    from korlora.data.build import build_dialogues
+    from korlora.data.config import BuildConfig
+    from korlora.io import write_jsonl
+    from korlora.relearn.demo import make_legacy
+
+    path = tmp_path_factory.mktemp("legacy") / "legacy.jsonl"
+    rows = build_dialogues(BuildConfig(output="unused", num_rows=120, report=False))
+    write_jsonl(path, make_legacy(rows, 0.4, 0.15, seed=0))
+    return path
+
+
+def test_make_legacy_breaks_the_requested_shares():
+    from korlora.clean.noise import start_category
+    from korlora.data.compose import items_by_id, plan_dialogues, render_dialogue
+    from korlora.relearn.demo import make_legacy
+
+    items = items_by_id()
+    rows = [render_dialogue(s, items) for s in plan_dialogues(600, 1, "korlora-bank")]
+    legacy = make_legacy(rows, 0.5, 0.15, seed=0)
+    starts = [start_category(r["messages"][-1]["content"]) for r in legacy]
+    assert 0.42 < starts.count("disclaimer") / 600 < 0.58
+    assert 0.09 < sum(s in ("punct", "role_tag", "blank") for s in starts) / 600 < 0.21
+    assert make_legacy(rows, 0.5, 0.15, seed=0) == legacy
+
+
+@pytest.mark.slow
+def test_relearn_resumes_without_redoing_data_stages(tmp_path, tiny_ko, legacy_file, monkeypatch):
+    from korlora.relearn.pipeline import run_relearn
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = small_relearn(tmp_path, legacy_file)
+    monkeypatch.setenv("KORLORA_TEST_STOP_AFTER", "merge")
+    with pytest.raises(RuntimeError, match="stopped after merge"):
+        run_relearn(cfg)
+    final = Path(cfg.run_dir) / "data" / "korean_sft_final.jsonl"
+    mtime = final.stat().st_mtime_ns
+    monkeypatch.delenv("KORLORA_TEST_STOP_AFTER")
+    result = run_relearn(cfg)
+    status = {s["stage"]: s["status"] for s in result["stages"]}
+    assert all(status[s] == "reused" for s in ("diagnose_before", "clean", "rebalance", "no_warning", "correction",
+                                                "merge")), status
+    assert status["train"] == "ran" and status["diagnose_after"] == "ran"
+    assert final.stat().st_mtime_ns == mtime
+    manifest = json.loads((Path(cfg.run_dir) / "manifest.json").read_text())
+    assert "data/korean_sft_final.jsonl" in manifest["files"] and "adapter/adapter_model.safetensors" in manifest["files"]
+    rebalance = json.loads((Path(cfg.run_dir) / "stages" / "rebalance.json").read_text())["result"]
+    assert rebalance["before_share"] > 0.3 and rebalance["after_share"] <= 0.05
+    db = sqlite3.connect(tmp_path / "mlflow.db")
+    parent = (Path(cfg.run_dir) / "mlflow_parent_run_id").read_text()
+    children = {name for (name,) in db.execute(
+        "select r.name from runs r join tags t on t.run_uuid = r.run_uuid "
+        "where t.key = 'mlflow.parentRunId' and t.value = ?", (parent,))}
+    assert {"clean", "rebalance", "no_warning", "correction", "merge", "train", "diagnose_after"} <= children
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ray_job_submit_with_token_auth(tmp_path, tiny_ko, legacy_file):
+    import ray
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    ray.shutdown()  # `ray stop` below stops every Ray process here; later tests start a fresh local Ray
+    port, dash = _free_port(), _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    bin_dir = Path(sys.executable).parent
+    subprocess.run([bin_dir / "ray", "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={dash}", "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats"],
+                   check=True, env=env, capture_output=True)
+    try:
+        config = tmp_path / "relearn.yaml"
+        config.write_text(yaml.safe_dump({**small_relearn(tmp_path, legacy_file).__dict__,
+                                          "run_dir": str(tmp_path / "job-run")}), encoding="utf-8")
+        os.environ["RAY_AUTH_MODE"] = "token"
+        client = JobSubmissionClient(f"http://127.0.0.1:{dash}")
+        job = client.submit_job(
+            entrypoint=f"python -m pipelines.relearn --config {config}",
+            runtime_env={"working_dir": str(ROOT), "excludes": [".venv", ".git", "runs", "mlruns", "*.db"],
+                         "env_vars": {"KORLORA_CACHE": os.environ["KORLORA_CACHE"], "HF_HUB_OFFLINE": "1",
+                                      "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}})
+        deadline = time.time() + 600
+        while (status := client.get_job_status(job)) not in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED):
+            assert time.time() < deadline, "job did not finish"
+            time.sleep(3)
+        logs = client.get_job_logs(job)
+        assert status == JobStatus.SUCCEEDED, logs[-3000:]
+        assert "disclaimer start" in logs
+        assert (tmp_path / "job-run" / "adapter" / "adapter_model.safetensors").exists()
+        assert (tmp_path / "job-run" / "manifest.json").exists()
+    finally:
+        os.environ.pop("RAY_AUTH_MODE", None)
+        subprocess.run([bin_dir / "ray", "stop", "--force"], env=env, capture_output=True)
