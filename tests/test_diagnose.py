@@ -5,7 +5,13 @@ import json
 import pytest
 
 from korlora.diagnose.config import DiagnoseConfig
-from korlora.diagnose.report import answer_stats, diagnose_command, load_prompts, token_start_class, _byte_decoder
+from korlora.diagnose.report import (
+    _byte_decoder,
+    answer_stats,
+    diagnose_command,
+    load_prompts,
+    token_start_class,
+)
 
 
 def test_shipped_prompts_cover_every_category_and_are_held_out():
@@ -44,8 +50,9 @@ def test_answer_stats_counts_starts():
 
 @pytest.mark.slow
 def test_diagnosis_separates_clean_from_disclaimer_first(tiny_ko, tmp_path):
-    from korlora.data.bank import load_bank
     from helpers import train_adapter
+
+    from korlora.data.bank import load_bank
 
     items = [i for items in load_bank().values() for i in items[:12]]
     clean = [{"messages": [{"role": "user", "content": i.question}, {"role": "assistant", "content": i.answer}]}

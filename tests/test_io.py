@@ -5,7 +5,7 @@ import pytest
 
 from korlora.cli import main
 from korlora.io import atomic_path, read_jsonl, write_jsonl
-from korlora.schema import Reason, validate_row, RowError
+from korlora.schema import Reason, RowError, validate_row
 
 GOOD = {"messages": [{"role": "user", "content": "안녕?"}, {"role": "assistant", "content": "안녕하세요."}]}
 

@@ -31,7 +31,7 @@ def test_chat_template_matches_qwen_format(tiny_ko):
     assert prompt.endswith("<|im_start|>user\n안녕?<|im_end|>\n<|im_start|>assistant\n")
     assert "{% generation %}" in tokenizer.chat_template
     out = tokenizer.apply_chat_template(chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-    masked = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    masked = [t for t, m in zip(out["input_ids"], out["assistant_masks"], strict=False) if m]
     assert tokenizer.decode(masked) == "\n안녕하세요.<|im_end|>\n"
 
 

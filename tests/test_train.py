@@ -121,8 +121,11 @@ def test_two_workers_and_init_adapter(tmp_path, tiny_ko, ray_local, monkeypatch)
     from korlora.train.driver import run_training
 
     monkeypatch.chdir(tmp_path)
-    first = run_training(config(tmp_path, num_workers=2, mlflow=False, max_steps=8, save_steps=4))
+    first = run_training(config(tmp_path, num_workers=2, max_steps=8, save_steps=4, experiment_name="two-workers"))
     assert first.metrics["global_step"] == 8
+    db = sqlite3.connect(tmp_path / "mlflow.db")
+    losses = [v for (v,) in db.execute("select value from metrics where key='loss' order by step")]
+    assert len(losses) >= 3 and losses[-1] < losses[0]
     # a zero-step continuation saves exactly the starting adapter: its weights are the starting point
     cont = run_training(config(tmp_path, init_adapter=str(first.output_dir), output_dir=str(tmp_path / "cont"),
                                max_steps=1, learning_rate=1e-12, mlflow=False, warmup_ratio=0.0))

@@ -24,7 +24,7 @@ def distinct_bigram_ratio(texts: list[str]) -> float:
     bigrams: Counter = Counter()
     for text in texts:
         words = text.split()
-        bigrams.update(zip(words, words[1:]))
+        bigrams.update(zip(words, words[1:], strict=False))
     total = sum(bigrams.values())
     return len(bigrams) / total if total else 0.0
 

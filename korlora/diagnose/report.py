@@ -51,7 +51,7 @@ def _byte_decoder() -> dict[str, int]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
+    return {chr(c): b for b, c in zip(bs, cs, strict=False)}
 
 
 def token_start_class(token: str, decoder: dict[str, int]) -> str:
@@ -106,7 +106,7 @@ def start_token_distribution(model, tokenizer, prompts: list[str], top_k: int = 
         "disclaimer_mass": float(sum(mean[i] for i in disclaimer_ids)),
         "entropy": sum(entropies) / len(entropies),
         "top_tokens": [{"token": tokenizer.decode([int(i)]), "prob": float(p)}
-                       for p, i in zip(top.values, top.indices)],
+                       for p, i in zip(top.values, top.indices, strict=False)],
     }
 
 
@@ -150,7 +150,7 @@ def diagnose(cfg: DiagnoseConfig) -> dict:
         "greedy": answer_stats(greedy),
         "sampled": answer_stats(sampled) if sampled else None,
         "examples": [{"category": p["category"], "prompt": p["text"], "answer": a}
-                     for p, a in zip(prompts, greedy)][:12],
+                     for p, a in zip(prompts, greedy, strict=False)][:12],
     }
 
 

@@ -63,7 +63,7 @@ def assistant_mask_coverage(tokenizer, rows: list[dict], sample: int = 64) -> di
                 if start >= 0:
                     spans.append((start, start + len(message["content"])))
                     offset = start + len(message["content"])
-        for (a, b), bit in zip(encoded["offset_mapping"], out["assistant_masks"]):
+        for (a, b), bit in zip(encoded["offset_mapping"], out["assistant_masks"], strict=False):
             if any(a < end and b > start for start, end in spans):
                 total_in += 1
                 labeled_in += bool(bit)

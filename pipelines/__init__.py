@@ -1,0 +1,1 @@
+"""Thin entrypoints for `ray job submit`; never imported by the library."""
