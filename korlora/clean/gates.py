@@ -1,0 +1,240 @@
+"""The per-row cleaning gates, as pure functions over a list of raw records.
+
+:func:`gate_rows` is what Ray Data's ``map_batches`` runs and what the single-process baseline loops over:
+its result for a record depends only on that record (Kiwi runs once per batch for speed, but analyses each
+text on its own), so any split into blocks gives the same verdicts. Gate order: schema → too_long →
+noise_start (or repair) → non_korean → mixed_speech_level. Dedup keys and MinHash band keys are computed
+here too; the decision between rows is made afterwards in input order (:mod:`korlora.clean.pipeline`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from korlora.clean import korean
+from korlora.clean.dedup import (
+    DEFAULT_BANDS,
+    DEFAULT_NGRAM,
+    DEFAULT_NUM_PERM,
+    MinHasher,
+    dedup_form,
+    dedup_text,
+    form_key,
+)
+from korlora.clean.disclaimer import row_has_disclaimer
+from korlora.clean.imports import parse_record
+from korlora.clean.noise import NOISE_CATEGORIES, repair_start, start_category
+from korlora.data.bank import WRITTEN_TEXT_CATEGORIES
+from korlora.schema import DEFAULT_MAX_CHARS, Reason
+
+# Requests whose answer is a piece of written text (besides the bank's written-text categories).
+_WRITTEN_REQUEST = re.compile(r"요약|간추려|줄여\s*(?:주|줘)|문체|말투로|바꿔\s*(?:주|줘|써)|고쳐\s*써|다듬어|윤문|"
+                              r"(?:글|문장|기사|보도자료|안내문|공지|편지|소개글|일기)[을를]?\s*(?:써|작성)")
+_ZERO_WIDTH = re.compile("[\u200b\u2060\ufeff]")
+_HSPACE = re.compile(r"(?<=\S)[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
+_FENCE_SPLIT = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z))", re.S)
+_PARAGRAPH = re.compile(r"\n\s*\n")
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """What the gates need from a clean/check config; small and picklable for Ray workers."""
+
+    fmt: str = "auto"
+    max_chars: int | None = DEFAULT_MAX_CHARS
+    max_tokens: int | None = None
+    tokenizer: str | None = None
+    min_hangul_ratio: float = 0.6
+    repair: bool = True
+    speech_level: bool = True
+    all_reasons: bool = False  # check: collect every failing gate, not only the first
+    dedup_keys: bool = True
+    ngram: int = DEFAULT_NGRAM
+    num_perm: int = DEFAULT_NUM_PERM
+    bands: int = DEFAULT_BANDS
+
+    @classmethod
+    def from_config(cls, cfg: Any, all_reasons: bool = False) -> GateOptions:
+        return cls(fmt=cfg.format, max_chars=cfg.max_chars, max_tokens=cfg.max_tokens, tokenizer=cfg.tokenizer,
+                   min_hangul_ratio=cfg.min_hangul_ratio, repair=cfg.repair, speech_level=cfg.speech_level,
+                   all_reasons=all_reasons, dedup_keys=cfg.dedup or cfg.near_dup, ngram=cfg.ngram,
+                   num_perm=cfg.num_perm, bands=cfg.bands)
+
+
+def normalize_text(text: str) -> str:
+    """NFC, no zero-width characters, single spaces inside lines, at most one blank line in a row, trimmed.
+    Code blocks keep their spacing."""
+    text = _ZERO_WIDTH.sub("", unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n"))
+    parts = _FENCE_SPLIT.split(text)
+    for i in range(0, len(parts), 2):  # even parts are outside code fences
+        lines = [_HSPACE.sub(" ", line).rstrip() for line in parts[i].split("\n")]
+        parts[i] = re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+    return "".join(parts).strip()
+
+
+def is_written_task(row: dict, user_text: str) -> bool:
+    """True when the answer is itself a piece of writing (summary, style transfer), where 해라체 is normal."""
+    return row.get("category") in WRITTEN_TEXT_CATEGORIES or bool(_WRITTEN_REQUEST.search(user_text))
+
+
+@functools.cache
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def count_tokens(row: dict, tokenizer: str) -> int:
+    tok = _tokenizer(tokenizer)
+    return sum(len(tok(m["content"], add_special_tokens=False)["input_ids"]) for m in row["messages"])
+
+
+def new_result(line: int) -> dict:
+    return {"line": line, "id": None, "row": None, "reasons": [], "details": [], "tags": [], "key": None}
+
+
+def _fail(result: dict, reason: Reason, detail: str) -> None:
+    result["reasons"].append(str(reason))
+    result["details"].append(detail)
+
+
+def _clean_messages(row: dict, result: dict, opts: GateOptions) -> None:
+    """Normalise every message; repair (or refuse) assistant answers that start with noise."""
+    repaired = False
+    for i, message in enumerate(row["messages"]):
+        content = unicodedata.normalize("NFC", message["content"])
+        if message["role"] == "assistant":
+            category = start_category(content)
+            if category in NOISE_CATEGORIES:
+                fixed = repair_start(content) if opts.repair else None
+                if fixed is None:
+                    _fail(result, Reason.NOISE_START, f"messages[{i}] starts with {category}: {content[:30]!r}")
+                    return
+                content, repaired = fixed, True
+        message["content"] = normalize_text(content)
+        if not message["content"]:
+            _fail(result, Reason.EMPTY_CONTENT, f"messages[{i}] is empty after normalisation")
+            return
+    if repaired:
+        result["tags"].append("repaired")
+
+
+def _purity(row: dict, result: dict, opts: GateOptions) -> None:
+    for i, message in enumerate(row["messages"]):
+        if message["role"] != "assistant":
+            continue
+        hangul, other = korean.letter_counts(message["content"])
+        if hangul + other == 0:
+            continue  # code only: no prose to judge
+        ratio = hangul / (hangul + other)
+        if ratio < opts.min_hangul_ratio:
+            _fail(result, Reason.NON_KOREAN,
+                  f"messages[{i}]: Hangul is {ratio:.2f} of the letters (< {opts.min_hangul_ratio})")
+            return
+        foreign = korean.foreign_sentences(message["content"])
+        if foreign:
+            _fail(result, Reason.NON_KOREAN, f"messages[{i}]: non-Korean sentence {foreign[0][:60]!r}")
+            return
+
+
+def _speech_units(row: dict) -> list[tuple[int, str, bool]]:
+    """``(message index, text, written)`` to analyse: whole answers, or paragraphs of written-text answers
+    (the produced text may keep its own register apart from a one-line polite intro)."""
+    units, user = [], ""
+    for i, message in enumerate(row["messages"]):
+        if message["role"] == "user":
+            user = message["content"]
+        elif message["role"] == "assistant":
+            written = is_written_task(row, user)
+            parts = _PARAGRAPH.split(message["content"]) if written else [message["content"]]
+            units += [(i, p, written) for p in parts if p.strip()]
+    return units
+
+
+def _speech_gate(pending: list[tuple[dict, dict]]) -> None:
+    """The Kiwi gate over a whole batch: standard reading first, dialect reading for what looks mixed."""
+    jobs = []  # (result, message index, text, written, dialect hint)
+    for row, result in pending:
+        hint = bool(row.get("dialect")) or row.get("category") == "dialect"
+        jobs += [(result, i, text, written, hint) for i, text, written in _speech_units(row)]
+    levels = [None] * len(jobs)
+    for dialects in (False, True):
+        todo = [k for k, job in enumerate(jobs) if job[4] == dialects]
+        for k, counts in zip(todo, korean.speech_levels_batch([jobs[k][2] for k in todo], dialects=dialects),
+                             strict=True):
+            levels[k] = counts
+    retry = [k for k, job in enumerate(jobs) if not job[4] and korean.is_mixed(levels[k], job[3])]
+    for k, counts in zip(retry, korean.speech_levels_batch([jobs[k][2] for k in retry], dialects=True),
+                         strict=True):
+        levels[k] = counts
+    for (result, i, _, written, _), counts in zip(jobs, levels, strict=True):
+        if korean.is_mixed(counts, written) and str(Reason.MIXED_SPEECH_LEVEL) not in result["reasons"]:
+            _fail(result, Reason.MIXED_SPEECH_LEVEL, f"messages[{i}]: {korean.describe_levels(counts)}")
+
+
+def gate_rows(records: list[tuple[int, bytes]], opts: GateOptions) -> list[dict]:
+    """Run every per-row gate over ``(line, raw JSON bytes)`` records. Each result holds ``line``, ``id``,
+    ``row`` (the cleaned row, or ``None``), ``reasons``/``details`` (empty when kept), ``tags`` and, for
+    kept rows, the exact-duplicate ``key`` and the MinHash signature ``sig`` (bytes of ``num_perm`` uint32)."""
+    results, pending = [], []
+    for line, raw in records:
+        result = new_result(int(line))
+        results.append(result)
+        row, reject = parse_record(int(line), bytes(raw), opts.fmt, opts.max_chars)
+        if reject is not None:
+            _fail(result, Reason(reject["reason"]), reject["detail"])
+            continue
+        result["id"] = row.get("id")
+        if opts.max_tokens is not None and opts.tokenizer:
+            n = count_tokens(row, opts.tokenizer)
+            if n > opts.max_tokens:
+                _fail(result, Reason.TOO_LONG, f"{n} tokens > limit {opts.max_tokens}")
+                if not opts.all_reasons:
+                    continue
+        _clean_messages(row, result, opts)
+        if Reason.NOISE_START in result["reasons"] or Reason.EMPTY_CONTENT in result["reasons"]:
+            continue  # nothing sensible left to judge
+        if not result["reasons"] or opts.all_reasons:
+            _purity(row, result, opts)
+        result["row"] = row
+        if row_has_disclaimer(row):
+            result["tags"].append("disclaimer")
+        if opts.speech_level and (not result["reasons"] or opts.all_reasons):
+            pending.append((row, result))
+    if pending:
+        _speech_gate(pending)
+    alive = [r for r in results if not r["reasons"]]
+    for r in results:
+        r["sig"] = b""
+    if opts.dedup_keys and alive:
+        forms = [dedup_form(dedup_text(r["row"])) for r in alive]
+        hasher = MinHasher(num_perm=opts.num_perm, bands=opts.bands, ngram=opts.ngram)
+        for r, form, sig in zip(alive, forms, hasher.signatures(forms), strict=True):
+            r["key"] = form_key(form)
+            r["sig"] = sig.tobytes()
+    for r in results:
+        if r["reasons"]:
+            r["row"] = None
+        elif "repaired" in r["tags"]:
+            r["row"]["tags"] = [*(r["row"].get("tags") or []), "repaired"]
+    return results
+
+
+def gate_batch(batch: dict[str, np.ndarray], opts: GateOptions) -> dict[str, list]:
+    """``map_batches`` adapter: columns ``line``/``raw`` in; ``line``, ``result`` (JSON) and ``sig`` out."""
+    results = gate_rows(list(zip(batch["line"].tolist(), batch["raw"], strict=True)), opts)
+    sigs = [r.pop("sig") for r in results]
+    return {"line": [r["line"] for r in results],
+            "result": [json.dumps(r, ensure_ascii=False) for r in results],
+            "sig": sigs}
+
+
+def options_dict(opts: GateOptions) -> dict:
+    return asdict(opts)

@@ -1,0 +1,176 @@
+"""The per-row gates on hand-written Korean rows: one case per reason code, and rows that must be kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from korlora.clean.gates import GateOptions, gate_rows, normalize_text
+
+OPTS = GateOptions()
+
+
+def chat(user: str, answer: str, **meta) -> dict:
+    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}], **meta}
+
+
+def gate(row: dict | str | bytes, opts: GateOptions = OPTS) -> dict:
+    raw = row if isinstance(row, bytes) else (row if isinstance(row, str) else json.dumps(row, ensure_ascii=False))
+    return gate_rows([(1, raw.encode("utf-8") if isinstance(raw, str) else raw)], opts)[0]
+
+
+# --- rows that must be kept ---------------------------------------------------------------------------
+
+KEEP = {
+    "code_with_english_identifiers": chat(
+        "파이썬에서 딕셔너리를 값 기준으로 정렬하려면 어떻게 해요?",
+        "`sorted()`에 `key` 인자를 넘기면 됩니다. 값 기준 내림차순 정렬은 다음과 같습니다.\n\n"
+        "```python\nscores = {\"alice\": 90, \"bob\": 72}\nranked = sorted(scores.items(), key=lambda kv: kv[1], "
+        "reverse=True)\nfor name, score in ranked:\n    print(f\"{name}: {score}\")\n```\n\n"
+        "결과는 점수가 높은 사람부터 출력됩니다.", category="code"),
+    "it_prose_with_acronyms": chat(
+        "REST API랑 GraphQL 차이가 뭐예요?",
+        "REST API는 자원마다 URL을 두고 HTTP 메서드로 조작하는 방식이에요. GraphQL은 엔드포인트 하나에 "
+        "클라이언트가 필요한 필드만 질의하죠. 그래서 모바일 앱처럼 데이터를 아껴야 할 때 GraphQL이 유리하고, "
+        "캐시와 CDN을 적극적으로 쓰려면 REST가 단순해요.", category="it"),
+    "banmal_persona": {"messages": [
+        {"role": "system", "content": "너는 사용자의 오랜 친구야. 반말로 편하게 대답해."},
+        {"role": "user", "content": "요즘 잠이 너무 안 와. 어떡하지?"},
+        {"role": "assistant", "content": "요즘 신경 쓸 일이 많았나 보다. 자기 전에 휴대폰은 좀 멀리 두고, "
+                                         "커피는 오후에는 마시지 마. 그래도 계속 못 자면 같이 방법을 더 찾아보자."}],
+        "category": "daily"},
+    "dialect_answer": chat(
+        "경상도 사투리로 손님한테 인사해 줘.",
+        "어서 오이소. 먼 길 오신다고 욕봤지예. 여 앉아서 좀 쉬이소. 금방 차 한잔 내올게예.",
+        category="dialect", dialect="gyeongsang"),
+    "haera_summary": chat(
+        "다음 기사를 세 문장으로 요약해 주세요.\n\n(기사 본문)",
+        "정부가 내년 예산을 올해보다 3% 늘리기로 했다. 늘어난 예산은 주로 저출생 대응과 지역 균형 발전에 "
+        "쓰인다. 야당은 재정 건전성이 나빠질 수 있다고 우려했다.", category="summary"),
+    "spelling_answer_quoting_wrong_form": chat(
+        "'어떻해'랑 '어떡해' 중에 뭐가 맞아요?",
+        "'어떡해'가 맞습니다. '어떡해'는 '어떻게 해'가 줄어든 말이고, '어떻해'는 틀린 표기예요. "
+        "예를 들어 \"지갑을 잃어버렸어, 어떡해?\"처럼 씁니다.", category="spelling"),
+    "spelling_answer_quoting_banmal_examples": chat(
+        "'안 되'랑 '안 돼' 중에 어느 게 맞아요?",
+        "'안 되'가 아니라 '안 돼'가 맞아요. '돼'는 '되어'를 줄인 말이거든요.\n\n예:\n\"그렇게 하면 안 돼.\"\n"
+        "\"내일은 와도 돼?\"", category="spelling"),
+    "chungcheong_dialect_polite": chat(
+        "충청도 사투리로 손님 맞는 말 해 줘.",
+        "어서 와유. 먼 길 오느라 고생 많았지유? 여기 앉아서 좀 쉬어유. 금방 밥 차려 드릴게요.",
+        category="dialect", dialect="chungcheong"),
+    "jeolla_dialect_banmal": chat(
+        "전라도 사투리로 친구한테 밥 먹자고 해 봐.",
+        "야, 밥 묵었냐? 안 묵었으면 같이 가불자. 내가 맛있는 데 알고 있당께.", category="dialect"),
+}
+
+
+@pytest.mark.parametrize("name", list(KEEP))
+def test_rows_that_must_be_kept(name):
+    result = gate(KEEP[name])
+    assert result["reasons"] == [], (name, result["details"])
+    assert result["row"]["messages"][-1]["content"]
+
+
+# --- one case per reason code -------------------------------------------------------------------------
+
+DROP = {
+    "invalid_json": '{"messages": [',
+    "invalid_schema": json.dumps({"messages": [{"role": "user", "content": "질문만 있어요"}]}, ensure_ascii=False),
+    "empty_content": json.dumps(chat("안녕하세요?", "   "), ensure_ascii=False),
+    "noise_start": chat("요약해 줘", "... !!! ???"),
+    "non_korean": chat("서버가 자꾸 죽어요.", "Sure! You should restart the server and check the logs carefully."),
+    "non_korean_japanese": chat("인사말 알려 줘", "こんにちは。今日はいい天気ですね。"),
+    "non_korean_sentence": chat("설치 방법 알려 주세요.",
+                                "좋은 질문이에요. This is a very common problem for new users. 먼저 설치부터 해요."),
+    "mixed_speech_level": chat("이 약은 어떻게 먹어요?",
+                               "이 약은 하루 세 번 식후에 드십시오. 그리고 물을 충분히 마셔. 잊지 말고 챙겨 먹어."),
+}
+
+
+@pytest.mark.parametrize("name", list(DROP))
+def test_each_reason_code(name):
+    result = gate(DROP[name])
+    assert result["reasons"][:1] == [name.split("_japanese")[0].split("_sentence")[0]], result["details"]
+    assert result["row"] is None
+
+
+def test_invalid_utf8():
+    assert gate(b'{"messages": "\xff\xfe"}')["reasons"] == ["invalid_utf8"]
+
+
+def test_too_long_by_characters():
+    opts = GateOptions(max_chars=50)
+    result = gate(chat("짧은 질문", "가" * 100), opts)
+    assert result["reasons"] == ["too_long"]
+
+
+def test_noise_start_is_repaired_and_tagged():
+    result = gate(chat("날씨 어때?", "assistant:\n\n. 오늘은 맑고 따뜻해. 산책하기 딱 좋아."))
+    assert result["reasons"] == []
+    assert result["tags"] == ["repaired"]
+    assert result["row"]["messages"][-1]["content"] == "오늘은 맑고 따뜻해. 산책하기 딱 좋아."
+    assert result["row"]["tags"] == ["repaired"]
+
+
+def test_noise_start_without_repair_is_dropped():
+    result = gate(chat("날씨 어때?", ". 오늘은 맑고 따뜻해."), GateOptions(repair=False))
+    assert result["reasons"] == ["noise_start"]
+
+
+def test_speech_gate_can_be_turned_off():
+    row = DROP["mixed_speech_level"]
+    assert gate(row, GateOptions(speech_level=False))["reasons"] == []
+
+
+def test_check_mode_collects_every_reason():
+    row = chat("질문", "... Sure. 이 약은 하루 세 번 드십시오. 물도 많이 마셔. This answer is partly in English for sure.")
+    result = gate(row, GateOptions(all_reasons=True))
+    assert set(result["reasons"]) == {"non_korean", "mixed_speech_level"}
+    assert "repaired" in result["tags"]
+
+
+def test_disclaimer_tag():
+    row = chat("적금 깨도 될까요?", "급한 돈이 아니라면 만기까지 두는 편이 유리해요. 정확한 판단은 전문가와 상담하세요.")
+    result = gate(row)
+    assert result["reasons"] == [] and "disclaimer" in result["tags"]
+    ordinary = chat("전문가들은 금리를 어떻게 봐요?", "전문가들은 올해 하반기에 금리가 내려갈 것으로 내다봤어요.")
+    assert "disclaimer" not in gate(ordinary)["tags"]
+
+
+def test_whitespace_normalisation_keeps_code():
+    text = "첫 줄입니다.   공백이   많아요.\u00a0\n\n\n\n둘째 줄\u200b입니다.  \n```python\nif x:\n    y  =  1\n```"
+    assert normalize_text(text) == "첫 줄입니다. 공백이 많아요.\n\n둘째 줄입니다.\n```python\nif x:\n    y  =  1\n```"
+
+
+def test_dedup_keys_ignore_spacing_and_punctuation():
+    a = gate(chat("김치찌개 끓이는 법 알려 줘", "먼저 김치를 볶고, 물을 부어 끓이면 돼."))
+    b = gate(chat("김치찌개 끓이는 법 알려 줘!", "먼저 김치를 볶고 물을 부어   끓이면 돼"))
+    assert a["key"] == b["key"] and len(a["sig"]) > 0
+
+
+def whitespace_tokenizer(directory) -> str:
+    """A word-level tokenizer saved the way transformers loads it (no download, no model)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(["짧은 질문이에요 한국어 답변입니다"], trainers.WordLevelTrainer(special_tokens=["[UNK]"]))
+    PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]").save_pretrained(directory)
+    return str(directory)
+
+
+@pytest.mark.slow
+def test_too_long_by_tokens(tmp_path):
+    tokenizer = whitespace_tokenizer(tmp_path / "tok")
+    row = chat("짧은 질문이에요.", "토큰 수를 세는 한도를 시험하는 조금 긴 한국어 답변입니다. " * 20)  # about 200 tokens
+    assert gate(row, GateOptions(max_tokens=300, tokenizer=tokenizer))["reasons"] == []
+    result = gate(row, GateOptions(max_tokens=100, tokenizer=tokenizer))
+    assert result["reasons"] == ["too_long"] and "tokens > limit 100" in result["details"][0]
+
+
+def test_content_that_is_only_invisible_characters():
+    assert gate(chat("\u200b\ufeff", "네, 말씀하세요."))["reasons"] == ["empty_content"]
+    assert gate(chat("안녕하세요?", "\u200b\u200b"))["reasons"] == ["noise_start"]  # an answer of noise

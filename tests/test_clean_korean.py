@@ -1,0 +1,95 @@
+"""Korean text measures, noisy starts and the disclaimer family, on hand-written Korean."""
+
+from __future__ import annotations
+
+import pytest
+
+from korlora.clean.disclaimer import DISCLAIMER_FAMILY, ORDINARY_MENTIONS, disclaimer_spans, is_disclaimer
+from korlora.clean.korean import foreign_sentences, hangul_ratio, is_mixed, prose, speech_levels
+from korlora.clean.noise import repair_start, start_category
+
+
+def test_prose_drops_code_urls_numbers_acronyms_and_glued_names():
+    text = ("React에서 `useState` 훅을 쓰면 상태를 관리할 수 있어요. 자세한 건 https://react.dev 를 보세요. "
+            "API 서버는 HTTP/2와 JSON을 쓰고, 16GB RAM이면 충분합니다.\n```python\nprint('hello world')\n```")
+    left = prose(text)
+    for gone in ("React", "useState", "https", "API", "JSON", "16", "GB", "RAM", "print", "hello"):
+        assert gone not in left
+    assert hangul_ratio(text) == 1.0
+
+
+def test_hangul_ratio_of_foreign_answers():
+    assert hangul_ratio("Sure! You should restart the server and check the logs.") == 0.0
+    assert hangul_ratio("これは日本語の文章です。") == 0.0
+    assert hangul_ratio("这是一个很好的问题。") == 0.0
+    assert hangul_ratio("...") == 0.0  # no letters at all
+    assert 0.9 < hangul_ratio("경제(經濟)는 세상을 다스리고 백성을 구한다는 뜻이에요.") < 1.0
+
+
+def test_foreign_sentences_inside_a_korean_answer():
+    answer = "좋은 질문이에요. This is a great question and I will explain it. 먼저 설치부터 해요."
+    assert foreign_sentences(answer) == ["This is a great question and I will explain it."]
+    assert foreign_sentences("Visual Studio Code를 열고 git status를 입력하세요.") == []
+    assert foreign_sentences("영어로는 'Thank you very much'라고 말해요.") == []
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("안녕하십니까. 오늘은 날씨가 맑습니다. 산책하기 좋겠어요.", {"hapsyo": 2, "haeyo": 1}),
+    ("오늘 뭐 했어? 나는 영화 봤어. 진짜 재밌더라.", {"banmal": 3}),
+    ("이 글은 기후 변화의 원인을 다룬다. 저자는 탄소 배출이 핵심이라고 주장한다.", {"haera": 2}),
+])
+def test_speech_levels(text, expected):
+    assert dict(speech_levels(text)) == expected
+
+
+def test_mixing_rules():
+    polite_and_banmal = speech_levels("안녕하십니까. 도와드릴게요. 그건 네가 잘못한 거야.")
+    assert is_mixed(polite_and_banmal)
+    polite_and_plain = speech_levels("요약하면 다음과 같습니다. 정부는 내년 예산을 늘렸다.")
+    assert is_mixed(polite_and_plain, written=False)
+    assert not is_mixed(polite_and_plain, written=True)  # 해라체 is normal in a written-text task
+
+
+def test_quoted_wrong_form_is_not_read_as_speech():
+    answer = "'어떻해'는 틀린 표기입니다. '어떡해'가 맞아요. 예를 들어 \"이제 어떡해?\"처럼 씁니다."
+    assert not is_mixed(speech_levels(answer))
+
+
+def test_dialect_endings_are_not_mixing():
+    answer = "아이고, 그라믄 안 되지예. 천천히 하이소. 금방 끝납니더. 걱정 마세요."
+    assert speech_levels(answer, dialects=True)["dialect"] >= 2
+    assert not is_mixed(speech_levels(answer, dialects=True))
+
+
+@pytest.mark.parametrize("text, category", [
+    ("안녕하세요. 무엇을 도와드릴까요?", "hangul"),
+    ("Python은 배우기 쉬운 언어예요.", "hangul"),
+    (". 안녕하세요. 오늘은 맑아요.", "punct"),
+    ("… 네, 알려 드릴게요.", "punct"),
+    ("assistant: 네, 알려 드릴게요.", "role_tag"),
+    ("<|im_start|>assistant\n네, 알려 드릴게요.", "role_tag"),
+    ("\n\n네, 알려 드릴게요.", "blank"),
+    ("정확한 판단은 전문가와 상담하세요. 일반적으로는 이렇습니다.", "disclaimer"),
+    ("- 첫째, 물을 끓입니다.\n- 둘째, 면을 넣습니다.", "markdown"),
+    ("```python\nprint(1)\n```\n위 코드는 1을 출력해요.", "code"),
+    ("Sure! 알겠어요.", "latin"),
+])
+def test_start_category(text, category):
+    assert start_category(text) == category
+
+
+def test_repair_start():
+    assert repair_start(". 안녕하세요. 오늘은 맑아요.") == "안녕하세요. 오늘은 맑아요."
+    assert repair_start("assistant:\n\n네, 알려 드릴게요.") == "네, 알려 드릴게요."
+    assert repair_start("... Sure. 먼저 설치부터 할게요.") == "먼저 설치부터 할게요."
+    assert repair_start("... !!! ???") is None
+    assert repair_start("assistant: OK") is None
+
+
+def test_disclaimer_family_and_ordinary_mentions():
+    assert all(is_disclaimer(t) for t in DISCLAIMER_FAMILY)
+    assert not any(is_disclaimer(t) for t in ORDINARY_MENTIONS)
+    answer = "적금은 만기까지 유지하는 게 유리해요. 다만 이 답변은 참고용이며, 정확한 판단은 전문가와 상담하세요."
+    spans = disclaimer_spans(answer)
+    assert [name for _, _, name in spans] == ["for_reference_only", "accurate_judgement"]
+    assert answer[spans[0][0]:].startswith("참고용")
