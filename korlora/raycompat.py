@@ -14,8 +14,8 @@ def init_local_ray(num_cpus: int | None = None) -> None:
     env_vars = {k: os.environ[k] for k in ("KORLORA_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
                                            "TOKENIZERS_PARALLELISM") if k in os.environ}
     runtime_env = {"env_vars": env_vars} if env_vars else None
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, log_to_driver=True)
+    if os.environ.get("RAY_ADDRESS"):  # a job's driver: the job's runtime env already applies
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
                  runtime_env=runtime_env, log_to_driver=True)

@@ -13,6 +13,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(monkeypatch):
+    """MLflow exports the tracking URI it was last given; each test starts from its own working directory."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture(scope="session")
 def korlora_cache(tmp_path_factory) -> Path:
     """A cache directory of this test session; subprocesses and Ray workers find it through the env."""

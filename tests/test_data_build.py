@@ -137,9 +137,11 @@ def test_no_warning_and_correction_counts(ray_local, tmp_path):
     assert {"punct", "role_tag", "blank", "disclaimer"} <= set(kinds)
     for row in fix_rows:
         assert hangul_start(row["messages"][-1]["content"])
+    from korlora.clean.noise import start_category
+
     for pair in pairs:
-        assert hangul_start(pair["chosen"][0]["content"])
-        assert not hangul_start(pair["rejected"][0]["content"])
+        assert start_category(pair["chosen"][0]["content"]) == "hangul"
+        assert start_category(pair["rejected"][0]["content"]) != "hangul"  # punctuation, tag or disclaimer first
         assert pair["prompt"][-1]["role"] == "user"
 
 

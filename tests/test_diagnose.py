@@ -54,7 +54,7 @@ def test_diagnosis_separates_clean_from_disclaimer_first(tiny_ko, tmp_path):
 
     from korlora.data.bank import load_bank
 
-    items = [i for items in load_bank().values() for i in items[:12]]
+    items = [i for items in load_bank().values() for i in items[:6]]
     clean = [{"messages": [{"role": "user", "content": i.question}, {"role": "assistant", "content": i.answer}]}
              for i in items]
     disclaimer_first = [{"messages": [m if m["role"] == "user" else
@@ -62,10 +62,10 @@ def test_diagnosis_separates_clean_from_disclaimer_first(tiny_ko, tmp_path):
                                       for m in row["messages"]]} for row in clean]
     reports = {}
     for name, rows in (("clean", clean), ("disclaimer", disclaimer_first)):
-        adapter = train_adapter(tiny_ko, rows, tmp_path / name)
+        adapter = train_adapter(tiny_ko, rows, tmp_path / name, steps=30)
         out = tmp_path / f"diag-{name}"
-        assert diagnose_command(DiagnoseConfig(adapter=str(adapter), output_dir=str(out), samples=1,
-                                               max_new_tokens=12)) == 0
+        assert diagnose_command(DiagnoseConfig(adapter=str(adapter), output_dir=str(out), samples=0,
+                                               max_new_tokens=8)) == 0
         reports[name] = json.loads((out / "diagnosis.json").read_text(encoding="utf-8"))
         assert (out / "diagnosis.png").stat().st_size > 10_000
     clean_r, disc_r = reports["clean"], reports["disclaimer"]
