@@ -97,8 +97,9 @@ def test_ray_job_submit_with_token_auth(tmp_path, tiny_ko, legacy_file):
 
     ray.shutdown()  # `ray stop` below stops every Ray process here; later tests start a fresh local Ray
     port, dash = _free_port(), _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
     bin_dir = Path(sys.executable).parent
+    # the cluster's job drivers must find this environment's python, activated or not
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     subprocess.run([bin_dir / "ray", "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
                     f"--dashboard-port={dash}", "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats"],
                    check=True, env=env, capture_output=True)
@@ -109,7 +110,7 @@ def test_ray_job_submit_with_token_auth(tmp_path, tiny_ko, legacy_file):
         os.environ["RAY_AUTH_MODE"] = "token"
         client = JobSubmissionClient(f"http://127.0.0.1:{dash}")
         job = client.submit_job(
-            entrypoint=f"python -m pipelines.relearn --config {config}",
+            entrypoint=f"{sys.executable} -m pipelines.relearn --config {config}",
             runtime_env={"working_dir": str(ROOT), "excludes": [".venv", ".git", "runs", "mlruns", "*.db"],
                          "env_vars": {"KORLORA_CACHE": os.environ["KORLORA_CACHE"], "HF_HUB_OFFLINE": "1",
                                       "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}})
