@@ -8,10 +8,11 @@ that are not UTF-8 written as ``\\xNN`` escapes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,11 @@ def escape_raw(raw: bytes) -> str:
 
 
 def parse_line(
-    number: int, raw: bytes, max_chars: int | None = DEFAULT_MAX_CHARS
+    number: int, raw: bytes, max_chars: int | None = DEFAULT_MAX_CHARS,
+    convert: Callable[[Any], Any] | None = None,
 ) -> tuple[dict | None, dict | None]:
-    """Parse one JSONL line into ``(row, None)`` or ``(None, reject)``."""
+    """Parse one JSONL line into ``(row, None)`` or ``(None, reject)``; ``convert`` turns another record
+    format into a chat row first (it raises :class:`RowError` for records it cannot use)."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -76,6 +79,8 @@ def parse_line(
     except json.JSONDecodeError as e:
         return None, make_reject(number, Reason.INVALID_JSON, f"{e.msg} at column {e.colno}", text)
     try:
+        if convert is not None:
+            row = convert(row)
         validate_row(row, max_chars=max_chars)
     except RowError as e:
         return None, make_reject(number, e.reason, e.detail, text)
@@ -101,6 +106,14 @@ def read_jsonl(path: str | os.PathLike, max_chars: int | None = DEFAULT_MAX_CHAR
         else:
             result.rejects.append(reject)
     return result
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def dumps(obj: Any) -> str:

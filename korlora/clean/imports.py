@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from korlora.errors import KorloraError
-from korlora.io import ReadResult, _check_readable, dumps, escape_raw, iter_lines, make_reject
-from korlora.schema import DEFAULT_MAX_CHARS, Reason, RowError, validate_row
+from korlora.io import ReadResult, _check_readable, dumps, iter_lines, parse_line
+from korlora.schema import DEFAULT_MAX_CHARS, Reason, RowError
 
 FORMATS = ("auto", "messages", "alpaca", "sharegpt")
 SHAREGPT_ROLES = {
@@ -96,20 +96,7 @@ def to_messages_row(record: Any, fmt: str = "auto") -> dict:
 def parse_record(number: int, raw: bytes, fmt: str = "auto",
                  max_chars: int | None = DEFAULT_MAX_CHARS) -> tuple[dict | None, dict | None]:
     """One raw record (JSON bytes) to ``(row, None)`` or ``(None, reject)``: decode, convert, validate."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return None, make_reject(number, Reason.INVALID_UTF8, f"byte {e.start}: {e.reason}", escape_raw(raw))
-    try:
-        record = json.loads(text)
-    except json.JSONDecodeError as e:
-        return None, make_reject(number, Reason.INVALID_JSON, f"{e.msg} at column {e.colno}", text)
-    try:
-        row = to_messages_row(record, fmt)
-        validate_row(row, max_chars=max_chars)
-    except RowError as e:
-        return None, make_reject(number, e.reason, e.detail, text)
-    return row, None
+    return parse_line(number, raw, max_chars=max_chars, convert=lambda record: to_messages_row(record, fmt))
 
 
 def _json_default(value: Any) -> Any:

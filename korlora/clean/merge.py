@@ -17,15 +17,7 @@ from pathlib import Path
 from korlora.clean.config import MergeConfig
 from korlora.clean.imports import read_rows
 from korlora.errors import KorloraError
-from korlora.io import write_json, write_jsonl
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+from korlora.io import sha256_file, write_json, write_jsonl
 
 
 def _hash(*parts: object) -> int:

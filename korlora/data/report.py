@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from collections import Counter
 from pathlib import Path
@@ -29,19 +28,15 @@ def distinct_bigram_ratio(texts: list[str]) -> float:
     return len(bigrams) / total if total else 0.0
 
 
-def _exact_key(row: dict) -> str:
-    return hashlib.sha256(" ".join(row_text(row).split()).encode("utf-8")).hexdigest()
-
-
 def quality_report(rows: list[dict]) -> dict:
-    from korlora.clean.dedup import near_duplicate_pairs
+    from korlora.clean.dedup import exact_key, near_duplicate_pairs
     from korlora.clean.disclaimer import is_disclaimer
 
     answers = [a for row in rows for a in assistant_texts(row)]
     lengths = [len(a) for a in answers]
     openings = Counter(first_eojeol(a) for a in answers)
     top, top_count = openings.most_common(1)[0] if openings else ("", 0)
-    keys = [_exact_key(r) for r in rows]
+    keys = [exact_key(row_text(r)) for r in rows]
     near = near_duplicate_pairs([row_text(r) for r in rows], threshold=NEAR_DUPLICATE_THRESHOLD)
     disclaimer_rows = sum(any(is_disclaimer(a) for a in assistant_texts(r)) for r in rows)
     return {

@@ -43,15 +43,10 @@ def load_prompts(path: str | None = None) -> list[dict]:
 
 
 def _byte_decoder() -> dict[str, int]:
-    """GPT-2's byte↔unicode map, to see the raw bytes of byte-level BPE tokens."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs, n = bs[:], 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=False)}
+    """GPT-2's unicode→byte map, to see the raw bytes of byte-level BPE tokens."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {char: byte for byte, char in bytes_to_unicode().items()}
 
 
 def token_start_class(token: str, decoder: dict[str, int]) -> str:

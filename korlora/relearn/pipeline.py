@@ -138,5 +138,7 @@ def relearn_command(cfg: RelearnConfig) -> int:
     result = run_relearn(cfg)
     print_before_after(result["before"], result["after"])
     print(f"\nrun directory: {result['run_dir']}")
-    print(f"MLflow UI: mlflow ui --backend-store-uri {__import__('korlora.track.mlflow_utils', fromlist=['x']).tracking_uri()}")
+    from korlora.track.mlflow_utils import tracking_uri
+
+    print(f"MLflow UI: mlflow ui --backend-store-uri {tracking_uri()}")
     return 0

@@ -15,19 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from korlora.io import write_json
+from korlora.io import sha256_file, write_json
 
 
 def sha256_path(path: Path) -> str:
     """sha256 of a file, or of every file under a directory (names and contents)."""
+    if not path.is_dir():
+        return sha256_file(path)
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        if path.is_dir():
-            h.update(p.relative_to(path).as_posix().encode())
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+    for p in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(p.relative_to(path).as_posix().encode())
+        h.update(sha256_file(p).encode())
     return h.hexdigest()
 
 

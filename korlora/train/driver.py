@@ -17,6 +17,7 @@ from pathlib import Path
 
 from korlora.config import to_dict
 from korlora.errors import KorloraError
+from korlora.io import sha256_file
 from korlora.train.config import TrainConfig
 from korlora.train.model import load_tokenizer, resolve_model_choice
 from korlora.train.sft import assistant_mask_coverage, load_chat_rows
@@ -29,14 +30,6 @@ class TrainResult:
     metrics: dict
     mlflow_run_id: str | None
     attn_implementation: str
-
-
-def _file_digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _absolute(cfg: TrainConfig) -> TrainConfig:
@@ -115,9 +108,10 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     init_local_ray()
     use_gpu = cfg.use_gpu if cfg.use_gpu is not None else ray.cluster_resources().get("GPU", 0) >= 1
     storage = cfg.storage_path or str(Path(cfg.output_dir).parent / "ray_results")
-    name = cfg.run_name or default_run_name(cfg, _file_digest(cfg.data_file))
+    data_digest = sha256_file(cfg.data_file)
+    name = cfg.run_name or default_run_name(cfg, data_digest)
     run_dir = Path(storage) / name
-    params = {**to_dict(cfg), "model_path": choice.path, "data_sha256": _file_digest(cfg.data_file)}
+    params = {**to_dict(cfg), "model_path": choice.path, "data_sha256": data_digest}
     mlflow_run = _mlflow_run(cfg, run_dir, params, mask, choice)
 
     trainer = TorchTrainer(
