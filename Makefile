@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.korlora-installed
 TORCH  ?= torch==2.13.0
+SUDO   := $$( [ "$$(id -u)" = 0 ] || echo sudo )
 
-.PHONY: setup demo test lint clean
+.PHONY: setup browser demo test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,7 +20,11 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/korlora demo --config configs/demo.yaml
 
-test: setup
+# The MLflow UI test drives Debian's chromium through Playwright (never `playwright install`: no downloads).
+browser:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+test: setup browser
 	$(VENV)/bin/pytest -q
 
 lint: setup

@@ -95,3 +95,11 @@ def test_missing_input_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "not found" in err and "Traceback" not in err
+
+def test_written_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        write_jsonl(tmp_path / "out.jsonl", [GOOD])
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.jsonl").stat().st_mode & 0o777 == 0o644

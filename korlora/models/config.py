@@ -18,7 +18,7 @@ class ModelBuildConfig:
     num_attention_heads: int = field(default=6, metadata={"help": "attention heads"})
     num_key_value_heads: int = field(default=2, metadata={"help": "key/value heads (grouped-query attention)"})
     max_position_embeddings: int = field(default=2048, metadata={"help": "longest sequence"})
-    warmup_steps: int = field(default=60, metadata={"help": "causal-LM steps on the content bank after init"})
+    warmup_steps: int = field(default=400, metadata={"help": "causal-LM steps on the content bank after init"})
     embedding_std: float = field(default=0.1, metadata={"help": "init std of the (tied) token embeddings"})
     seed: int = field(default=0, metadata={"help": "seed for the weights"})
     cache_dir: str | None = field(

@@ -24,7 +24,7 @@ class DemoConfig:
     legacy_punct_share: float = field(default=0.15, metadata={
         "help": "share of legacy rows whose answers open with stray punctuation or a role tag"})
     legacy_learning_rate: float = field(default=5e-3, metadata={"help": "learning rate of the legacy adapter"})
-    legacy_steps: int = field(default=80, metadata={"help": "training steps of the legacy adapter"})
+    legacy_steps: int = field(default=160, metadata={"help": "training steps of the legacy adapter"})
     no_warning_rows: int = field(default=600, metadata={"help": "no-warning rows of the relearn"})
     correction_rows: int = field(default=600, metadata={"help": "correction rows of the relearn"})
     learning_rate: float = field(default=3e-3, metadata={"help": "relearn learning rate (tiny-ko scale)"})

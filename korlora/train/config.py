@@ -34,6 +34,8 @@ class TrainConfig:
     # data
     data_file: str = field(default="data/korean_sft_final.jsonl", metadata={"help": "chat JSONL to train on"})
     eval_share: float = field(default=0.05, metadata={"help": "share of rows held out for eval loss"})
+    eval_file: str | None = field(default=None, metadata={
+        "help": "chat JSONL to evaluate on instead of a held-out share of data_file"})
     max_length: int = field(default=1024, metadata={"help": "longest tokenised row (longer rows are truncated)"})
     packing: bool = field(default=False, metadata={"help": "pack rows into max_length sequences"})
     # optimisation
@@ -55,9 +57,14 @@ class TrainConfig:
     init_adapter: str | None = field(default=None, metadata={"help": "continue training this LoRA adapter"})
     start_loss_weight: float = field(default=1.0, metadata={"help": "loss weight of the first answer tokens"})
     start_tokens: int = field(default=0, metadata={"help": "how many first answer tokens get start_loss_weight"})
+    start_penalty: float | None = field(default=None, metadata={
+        "help": "also diagnose answer starts at every eval and report objective = eval_loss + start_penalty × "
+                "(disclaimer-start + punctuation-start share of greedy answers to the held-out prompts)"})
     # Ray Train
     num_workers: int = field(default=1, metadata={"help": "Ray Train workers (one GPU each when GPUs exist)"})
     use_gpu: bool | None = field(default=None, metadata={"help": "train on GPUs (default: when the cluster has them)"})
+    cpus_per_worker: int | None = field(default=None, metadata={
+        "help": "CPUs per CPU worker (default: the cluster's free CPUs shared by the workers)"})
     storage_path: str | None = field(default=None, metadata={"help": "checkpoint storage (default: <output_dir>/ray)"})
     run_name: str | None = field(default=None, metadata={"help": "run name; the same name resumes (default: by output)"})
     max_failures: int = field(default=2, metadata={"help": "worker failures to recover from via checkpoints"})
@@ -84,6 +91,8 @@ class TrainConfig:
             raise ValueError("--num_workers must be at least 1")
         if self.start_loss_weight <= 0:
             raise ValueError("--start_loss_weight must be positive")
+        if self.start_penalty is not None and self.start_penalty < 0:
+            raise ValueError("--start_penalty must be zero or more")
 
 
 @dataclass

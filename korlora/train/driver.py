@@ -40,16 +40,18 @@ def _absolute(cfg: TrainConfig) -> TrainConfig:
     return dataclasses.replace(
         cfg, output_dir=str(Path(cfg.output_dir).resolve()), data_file=str(Path(cfg.data_file).resolve()),
         init_adapter=fix(cfg.init_adapter), storage_path=fix(cfg.storage_path), data_manifest=fix(cfg.data_manifest),
-        profile=None)
+        eval_file=fix(cfg.eval_file), profile=None)
 
 
-def _worker_resources(num_workers: int, use_gpu: bool) -> dict:
+def _worker_resources(num_workers: int, use_gpu: bool, cpus_per_worker: int | None = None) -> dict:
     """One GPU per worker on GPU clusters; on CPU, share the machine's cores so torch uses them all
     (Ray sets each worker's thread count from its CPUs)."""
     import ray
 
     if use_gpu:
         return {"CPU": 1, "GPU": 1}
+    if cpus_per_worker:
+        return {"CPU": cpus_per_worker}
     cpus = int(ray.available_resources().get("CPU", 1))
     return {"CPU": max(1, cpus // num_workers)}
 
@@ -60,7 +62,8 @@ def default_run_name(cfg: TrainConfig, data_digest: str) -> str:
     return f"{Path(cfg.output_dir).name}-{key[:10]}"
 
 
-def _mlflow_run(cfg: TrainConfig, run_dir: Path, params: dict, mask: dict, choice) -> dict | None:
+def _mlflow_run(cfg: TrainConfig, run_dir: Path, params: dict, mask: dict, choice,
+                run_id: str | None = None) -> dict | None:
     if not cfg.mlflow:
         return None
     import mlflow
@@ -69,11 +72,13 @@ def _mlflow_run(cfg: TrainConfig, run_dir: Path, params: dict, mask: dict, choic
 
     uri = setup(cfg.experiment_name)
     id_file = run_dir / "mlflow_run_id"
-    run_id = id_file.read_text().strip() if id_file.exists() else None
+    if run_id is None and id_file.exists():
+        run_id = id_file.read_text().strip()
+    fresh = run_id is None or not (id_file.exists() and id_file.read_text().strip() == run_id)
     # inside a pipeline's parent run (relearn, tune) the training run nests under it
     run = mlflow.start_run(run_id=run_id, run_name=run_dir.name if not run_id else None,
                            nested=mlflow.active_run() is not None)
-    if not run_id:
+    if fresh:
         mlflow.log_params(safe_params(params))
         mlflow.log_params({"attn_implementation_used": choice.attn_implementation,
                            "bf16_used": str(choice.bf16)})
@@ -86,7 +91,9 @@ def _mlflow_run(cfg: TrainConfig, run_dir: Path, params: dict, mask: dict, choic
     return {"run_id": run.info.run_id, "tracking_uri": uri}
 
 
-def run_training(cfg: TrainConfig) -> TrainResult:
+def run_training(cfg: TrainConfig, callbacks: list | None = None, mlflow_run_id: str | None = None) -> TrainResult:
+    """Train on Ray Train. ``callbacks`` go to the ``RunConfig`` (a Tune trial passes its report callback);
+    ``mlflow_run_id`` is an existing MLflow run to track into (a Tune trial's), else one is started."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -112,15 +119,16 @@ def run_training(cfg: TrainConfig) -> TrainResult:
     name = cfg.run_name or default_run_name(cfg, data_digest)
     run_dir = Path(storage) / name
     params = {**to_dict(cfg), "model_path": choice.path, "data_sha256": data_digest}
-    mlflow_run = _mlflow_run(cfg, run_dir, params, mask, choice)
+    mlflow_run = _mlflow_run(cfg, run_dir, params, mask, choice, mlflow_run_id)
 
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"train": to_dict(cfg), "choice": dataclasses.asdict(choice), "mlflow": mlflow_run},
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu,
-                                               resources_per_worker=_worker_resources(cfg.num_workers, use_gpu)),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=cfg.num_workers, use_gpu=use_gpu,
+            resources_per_worker=_worker_resources(cfg.num_workers, use_gpu, cfg.cpus_per_worker)),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=storage,
+            name=name, storage_path=storage, callbacks=callbacks,
             failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
         ),

@@ -52,6 +52,12 @@ def _callbacks(rank: int, mlflow_run: dict | None):
             if metrics:
                 self.client.log_batch(mlflow_run["run_id"], metrics=metrics)
 
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            # what StartShares added after the eval was logged
+            extra = {k: v for k, v in (metrics or {}).items() if k.startswith("start_") or k == "objective"}
+            if extra:
+                self.on_log(args, state, control, logs=extra)
+
     class KillOnce(TrainerCallback):
         """Test hook: SIGKILL this worker once at a given step, to prove checkpoint recovery."""
 
@@ -70,6 +76,43 @@ def _callbacks(rank: int, mlflow_run: dict | None):
     if kill_at and rank == 0:
         callbacks.append(KillOnce(int(kill_at), os.environ["KORLORA_TEST_KILL_MARKER"]))
     return callbacks
+
+
+def _start_callbacks(cfg: TrainConfig, rank: int, tokenizer) -> list:
+    """With ``start_penalty``: at every evaluation, greedy answers to the held-out diagnosis prompts and
+    their start shares, plus ``objective``, added to the eval metrics that Ray Train (and Tune) report."""
+    if cfg.start_penalty is None:
+        return []
+    from transformers import TrainerCallback
+
+    from korlora.diagnose.report import answer_stats, load_prompts
+    from korlora.train.inference import generate_answers
+
+    prompts = [p["text"] for p in load_prompts()]
+
+    class StartShares(TrainerCallback):
+        def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+            if metrics is None or "eval_loss" not in metrics:
+                return
+            if rank == 0:  # Ray reports rank 0's metrics; other ranks only keep the report calls in step
+                was_training = model.training
+                model.eval()
+                answers = [a[0] for a in generate_answers(model, tokenizer, prompts, max_new_tokens=32)]
+                model.train(was_training)
+                stats = answer_stats(answers)
+                extra = {"start_hangul_share": stats["hangul_start_share"],
+                         "start_punct_share": stats["punct_start_share"],
+                         "start_disclaimer_share": stats["disclaimer_start_share"]}
+                extra["objective"] = metrics["eval_loss"] + cfg.start_penalty * (
+                    extra["start_punct_share"] + extra["start_disclaimer_share"])
+            else:
+                extra = {"objective": metrics["eval_loss"]}
+            metrics.update(extra)
+            # the eval entry that Ray's report callback reads at the next save
+            if state.log_history and "eval_loss" in state.log_history[-1]:
+                state.log_history[-1].update(extra)
+
+    return [StartShares()]
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
@@ -94,7 +137,11 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     from datasets import Dataset
 
-    train_rows, eval_rows = split_rows(load_chat_rows(cfg.data_file), cfg.eval_share)
+    if cfg.eval_file:
+        train_rows = [{"messages": r["messages"]} for r in load_chat_rows(cfg.data_file)]
+        eval_rows = [{"messages": r["messages"]} for r in load_chat_rows(cfg.eval_file)]
+    else:
+        train_rows, eval_rows = split_rows(load_chat_rows(cfg.data_file), cfg.eval_share)
     work_dir = tempfile.mkdtemp(prefix="korlora-sft-")
     args = SFTConfig(
         output_dir=work_dir,
@@ -135,7 +182,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[RayTrainReportCallback(), *_callbacks(rank, config.get("mlflow"))],
+        callbacks=[*_start_callbacks(cfg, rank, tokenizer), RayTrainReportCallback(),
+                   *_callbacks(rank, config.get("mlflow"))],
     )
     trainer = prepare_trainer(trainer)
 
@@ -153,7 +201,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                                          if "train_loss" in h), float("nan")),
                "global_step": trainer.state.global_step}
     if eval_rows:
-        metrics["eval_loss"] = trainer.evaluate()["eval_loss"]
+        evaluation = trainer.evaluate()
+        metrics.update({k: v for k, v in evaluation.items() if k == "eval_loss" or k.startswith("start_")
+                        or k == "objective"})
     with tempfile.TemporaryDirectory() as tmp:
         final = None
         if rank == 0:

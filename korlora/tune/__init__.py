@@ -1,0 +1,1 @@
+"""Ray Tune over the learning rate and the data mix."""
