@@ -234,3 +234,14 @@ def test_pipeline_entrypoint_refuses_bad_settings(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     assert "search_space" in capsys.readouterr().out
+
+
+def test_a_missing_init_adapter_fails_before_any_trial(tmp_path, monkeypatch):
+    from korlora.errors import KorloraError
+    from korlora.tune.config import TuneConfig
+    from korlora.tune.search import run_sweep
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(KorloraError, match="not a LoRA adapter directory"):
+        run_sweep(TuneConfig(data_file="data.jsonl", init_adapter="no/such/adapter"))

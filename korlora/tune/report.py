@@ -11,6 +11,7 @@ LABELS = {"finished": "끝까지 학습", "stopped_early": "ASHA 조기 중단",
 
 def plot_sweep(trials: list[dict], out_dir: Path) -> list[Path]:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import koreanize_matplotlib  # noqa: F401
@@ -20,12 +21,14 @@ def plot_sweep(trials: list[dict], out_dir: Path) -> list[Path]:
     paths = []
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for t in trials:
-        points = [(h.get("step", h.get("training_iteration")), h["eval_loss"]) for h in t["history"]
-                  if isinstance(h.get("eval_loss"), (int, float)) and not math.isnan(h["eval_loss"])]
+    palette = plt.get_cmap("tab10")
+    for i, t in enumerate(trials):
+        # evaluation reports carry the step; the final report repeats the last one without it
+        points = {(h["step"], h["eval_loss"]) for h in t["history"] if _number(h.get("step"))
+                  and _number(h.get("eval_loss"))}
         if points:
-            xs, ys = zip(*sorted(set(points)), strict=True)
-            ax.plot(xs, ys, marker="o", color=COLORS[t["outcome"]], alpha=0.85,
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot(xs, ys, marker="o", color=palette(i % 10), linestyle="-" if t["outcome"] == "finished" else "--",
                     label=f"{t['trial_id']} ({LABELS[t['outcome']]})")
     ax.set_xlabel("학습 스텝")
     ax.set_ylabel("eval loss (깨끗한 검증 데이터)")
@@ -45,6 +48,10 @@ def plot_sweep(trials: list[dict], out_dir: Path) -> list[Path]:
     for lr in failed:
         ax.axvline(lr, color=COLORS["failed"], linestyle=":", alpha=0.7)
     ax.set_xscale("log")
+    # plain labels: the log axis' default mathtext exponents need a glyph (U+2212) NanumGothic lacks
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:.0e}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("학습률")
     ax.set_ylabel("목적 함수 (낮을수록 좋음)")
     ax.set_title("학습률에 따른 목적 함수")
@@ -67,6 +74,10 @@ def plot_sweep(trials: list[dict], out_dir: Path) -> list[Path]:
     ax.legend()
     paths.append(_save(fig, out_dir / "start_shares.png"))
     return paths
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not math.isnan(value)
 
 
 def _save(fig, path: Path) -> Path:

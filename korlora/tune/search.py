@@ -246,13 +246,17 @@ def run_sweep(cfg: TuneConfig) -> dict:
     run_dir = Path(cfg.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     uri = setup(cfg.experiment_name)
+    init_adapter = Path(cfg.init_adapter).resolve() if cfg.init_adapter else None  # trials run elsewhere
+    if init_adapter and not (init_adapter / "adapter_config.json").is_file():
+        raise KorloraError(f"--init_adapter {cfg.init_adapter} is not a LoRA adapter directory")
     init_local_ray()
     model_path = resolve_model_path(cfg.model)
     limit, use_gpu = concurrency(cfg)
     evals = cfg.max_steps // cfg.eval_steps
     sweep = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     train_settings = {
-        "model_name_or_path": model_path, "init_adapter": cfg.init_adapter, "profile": cfg.profile,
+        "model_name_or_path": model_path, "init_adapter": init_adapter and str(init_adapter),
+        "profile": cfg.profile,
         "max_steps": cfg.max_steps, "save_steps": cfg.eval_steps, "logging_steps": max(1, cfg.eval_steps // 2),
         "per_device_train_batch_size": cfg.per_device_train_batch_size,
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "max_length": cfg.max_length,
