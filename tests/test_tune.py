@@ -166,8 +166,11 @@ def test_sweep_records_every_trial_with_a_final_status(sweep, monkeypatch):
     assert outcomes[3e-3] == "finished"
     assert report["best"]["config"]["learning_rate"] in (3e-3, 1e-3)
     client = mlflow.MlflowClient()
-    runs = client.search_runs([client.get_experiment_by_name("korlora-tune-test").experiment_id],
-                              filter_string=f"tags.mlflow.parentRunId = '{report['mlflow_run_id']}'")
+    children = client.search_runs([client.get_experiment_by_name("korlora-tune-test").experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{report['mlflow_run_id']}'")
+    runs = [r for r in children if "korlora.trial_id" in r.data.tags]
+    stages = {r.info.run_name for r in children} - {r.info.run_name for r in runs}
+    assert stages == {"clean", "eval_split", "no_warning", "correction"}  # data preparation nests too
     status = {float(r.data.params["search.learning_rate"]): r.info.status for r in runs}
     assert status == {3e-3: "FINISHED", 1e-3: status[1e-3], 1e-7: "KILLED", -1.0: "FAILED"}
     assert status[1e-3] in ("FINISHED", "KILLED")
