@@ -8,8 +8,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from korlora import __version__
 from korlora.errors import KorloraError
@@ -109,24 +110,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"\nkorlora: error: unknown command: {' '.join(argv)}", file=sys.stderr)
             return 2
         return 0
-    rest = argv[len(match.path):]
-    prog = " ".join(("korlora", *match.path))
+    return run_command(_load(match.config), _load(match.handler), argv[len(match.path):],
+                       prog=" ".join(("korlora", *match.path)), description=match.help,
+                       positional=match.positional)
+
+
+def run_command(config: type, handler: Callable[[Any], int | None], argv: Sequence[str], *, prog: str,
+                description: str, positional: tuple[str, ...] = (), prepare: Callable[[], None] | None = None) -> int:
+    """Parse ``argv`` into ``config``, run ``prepare`` then ``handler``; errors become one line and exit 2.
+
+    The ``korlora`` commands and the ``pipelines/`` entrypoints both run through here."""
     from korlora.config import parse_config
 
     try:
-        cfg = parse_config(_load(match.config), rest, prog=prog, description=match.help,
-                           positional=match.positional)
+        cfg = parse_config(config, list(argv), prog=prog, description=description, positional=positional)
     except (KorloraError, ValueError) as e:  # ValueError: a config's __post_init__ refused a setting
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     try:
-        return int(_load(match.handler)(cfg) or 0)
+        if prepare is not None:
+            prepare()
+        return int(handler(cfg) or 0)
     except KorloraError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted", file=sys.stderr)
         return 130
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -96,10 +96,16 @@ def make_reject(line: int | None, reason: Reason | str, detail: str, raw: str | 
 
 def read_jsonl(path: str | os.PathLike, max_chars: int | None = DEFAULT_MAX_CHARS) -> ReadResult:
     """Read a chat JSONL file into valid rows and rejects, in input order."""
+    return collect(iter_lines(path), lambda number, raw: parse_line(number, raw, max_chars=max_chars))
+
+
+def collect(records: Iterable[tuple[int, Any]], parse: Callable[[int, Any], tuple[dict | None, dict | None]]
+            ) -> ReadResult:
+    """Parse numbered records into valid rows (with their line numbers) and rejects, in input order."""
     result = ReadResult()
-    for number, raw in iter_lines(path):
+    for number, raw in records:
         result.lines += 1
-        row, reject = parse_line(number, raw, max_chars=max_chars)
+        row, reject = parse(number, raw)
         if row is not None:
             result.rows.append(row)
             result.line_numbers.append(number)

@@ -19,27 +19,17 @@ from __future__ import annotations
 
 import sys
 
-from korlora.config import parse_config
-from korlora.errors import KorloraError
+from korlora.cli import run_command
 from korlora.raycompat import init_local_ray
 from korlora.relearn.config import RelearnConfig
 from korlora.relearn.pipeline import relearn_command
 
 
 def main(argv: list[str] | None = None) -> int:
+    # init_local_ray joins the job's cluster through RAY_ADDRESS
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = parse_config(RelearnConfig, argv, prog="python -m pipelines.relearn",
-                           description=RelearnConfig.__doc__.splitlines()[0])
-    except (KorloraError, ValueError) as e:  # ValueError: a setting the config refuses
-        print(f"pipelines.relearn: error: {e}", file=sys.stderr)
-        return 2
-    init_local_ray()  # joins the job's cluster through RAY_ADDRESS
-    try:
-        return relearn_command(cfg)
-    except KorloraError as e:
-        print(f"pipelines.relearn: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(RelearnConfig, relearn_command, argv, prog="python -m pipelines.relearn",
+                       description=__doc__.splitlines()[0], prepare=init_local_ray)
 
 
 if __name__ == "__main__":

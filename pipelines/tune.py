@@ -17,26 +17,17 @@ from __future__ import annotations
 
 import sys
 
-from korlora.config import parse_config
-from korlora.errors import KorloraError
+from korlora.cli import run_command
 from korlora.raycompat import init_local_ray
 from korlora.tune.config import TuneConfig
 from korlora.tune.search import tune_command
 
 
 def main(argv: list[str] | None = None) -> int:
+    # init_local_ray joins the job's cluster through RAY_ADDRESS
     argv = sys.argv[1:] if argv is None else argv
-    try:
-        cfg = parse_config(TuneConfig, argv, prog="python -m pipelines.tune", description=__doc__.splitlines()[0])
-    except (KorloraError, ValueError) as e:
-        print(f"pipelines.tune: error: {e}", file=sys.stderr)
-        return 2
-    init_local_ray()  # joins the job's cluster through RAY_ADDRESS
-    try:
-        return tune_command(cfg)
-    except KorloraError as e:
-        print(f"pipelines.tune: error: {e}", file=sys.stderr)
-        return 2
+    return run_command(TuneConfig, tune_command, argv, prog="python -m pipelines.tune",
+                       description=__doc__.splitlines()[0], prepare=init_local_ray)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from korlora.errors import KorloraError
-from korlora.io import ReadResult, _check_readable, dumps, iter_lines, parse_line
+from korlora.io import ReadResult, _check_readable, collect, dumps, iter_lines, parse_line
 from korlora.schema import DEFAULT_MAX_CHARS, Reason, RowError
 
 FORMATS = ("auto", "messages", "alpaca", "sharegpt")
@@ -139,13 +139,4 @@ def read_rows(path: str | os.PathLike, fmt: str = "auto", max_chars: int | None 
     """Read any supported file into valid messages rows and rejects, in input order."""
     if fmt not in FORMATS:
         raise KorloraError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    result = ReadResult()
-    for number, raw in iter_records(path):
-        result.lines += 1
-        row, reject = parse_record(number, raw, fmt, max_chars)
-        if row is not None:
-            result.rows.append(row)
-            result.line_numbers.append(number)
-        else:
-            result.rejects.append(reject)
-    return result
+    return collect(iter_records(path), lambda number, raw: parse_record(number, raw, fmt, max_chars))

@@ -72,9 +72,9 @@ def _mlflow_run(cfg: TrainConfig, run_dir: Path, params: dict, mask: dict, choic
 
     uri = setup(cfg.experiment_name)
     id_file = run_dir / "mlflow_run_id"
-    if run_id is None and id_file.exists():
-        run_id = id_file.read_text().strip()
-    fresh = run_id is None or not (id_file.exists() and id_file.read_text().strip() == run_id)
+    saved = id_file.read_text().strip() if id_file.exists() else None
+    run_id = run_id or saved  # a given run (a Tune trial's) or this run directory's, to resume
+    fresh = run_id is None or run_id != saved
     # inside a pipeline's parent run (relearn, tune) the training run nests under it
     run = mlflow.start_run(run_id=run_id, run_name=run_dir.name if not run_id else None,
                            nested=mlflow.active_run() is not None)
