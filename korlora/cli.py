@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ class Command:
 COMMANDS: list[Command] = [
     Command(("model", "build"), "build the embedded tiny Korean model and print its directory",
             "korlora.models.config:ModelBuildConfig", "korlora.models.tiny_ko:build_command", ("name",)),
+    Command(("model", "check"), "check a model's chat template for assistant-only training; print its stop ids",
+            "korlora.models.config:ModelCheckConfig", "korlora.models.check:check_command", ("model",)),
     Command(("data", "validate"), "check a chat JSONL file against the schema; write valid rows and rejects",
             "korlora.data.config:ValidateConfig", "korlora.data.validate:validate_command", ("input",)),
     Command(("data", "build"), "compose Korean chat SFT dialogues in 12 categories from the content bank",
@@ -90,12 +93,18 @@ def _usage(prefix: tuple[str, ...], commands: list[Command]) -> str:
         "commands:",
     ]
     lines += [f"  {' '.join(c.path[len(prefix):]).ljust(width)}{c.help}" for c in under]
-    lines += ["", f"Run '{title} <command> --help' for the flags of a command."]
+    lines += ["", f"Run '{title} <command> --help' for the flags of a command; add --verbose to any command "
+                  "to see library logs and warnings."]
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if "--verbose" in argv:  # anywhere: library logs, warnings and Ray's own lines on the terminal
+        argv.remove("--verbose")
+        from korlora.logs import VERBOSE_ENV
+
+        os.environ[VERBOSE_ENV] = "1"
     commands = _commands()
     if argv[:1] in (["--version"], ["-V"]):
         print(f"korlora {__version__}")
@@ -121,7 +130,9 @@ def run_command(config: type, handler: Callable[[Any], int | None], argv: Sequen
 
     The ``korlora`` commands and the ``pipelines/`` entrypoints both run through here."""
     from korlora.config import parse_config
+    from korlora.logs import quiet_libraries
 
+    quiet_libraries()
     try:
         cfg = parse_config(config, list(argv), prog=prog, description=description, positional=positional)
     except (KorloraError, ValueError) as e:  # ValueError: a config's __post_init__ refused a setting

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 
@@ -11,14 +12,19 @@ def init_local_ray(num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    from korlora.logs import VERBOSE_ENV, verbose
+
     env_vars = {k: os.environ[k] for k in ("KORLORA_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-                                           "TOKENIZERS_PARALLELISM") if k in os.environ}
-    runtime_env = {"env_vars": env_vars} if env_vars else None
+                                           "TOKENIZERS_PARALLELISM", VERBOSE_ENV) if k in os.environ}
+    # quiet workers: no Python warnings from library import time on the terminal
+    env_vars.setdefault("PYTHONWARNINGS", os.environ.get("PYTHONWARNINGS", "default" if verbose() else "ignore"))
+    runtime_env = {"env_vars": env_vars}
+    level = logging.INFO if verbose() else logging.WARNING
     if os.environ.get("RAY_ADDRESS"):  # a job's driver: the job's runtime env already applies
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, logging_level=level)
     else:
         ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
-                 runtime_env=runtime_env, log_to_driver=True)
+                 runtime_env=runtime_env, log_to_driver=True, logging_level=level)
     configure_data_context()
 
 

@@ -4,7 +4,7 @@ Against a local cluster (``ray start --head --dashboard-host=127.0.0.1``; token 
 
     RAY_AUTH_MODE=token ray job submit --address http://127.0.0.1:8265 --working-dir . -- \\
         python -m pipelines.relearn --data_file data/korean_sft_train.jsonl \\
-        --model Qwen/Qwen2.5-1.5B --init_adapter output/korean_lora
+        --model_name_or_path Qwen/Qwen2.5-1.5B --init_adapter output/korean_lora
 
 On H100 workers (the seed's run_relearn_h100.sh)::
 

@@ -24,23 +24,17 @@ from __future__ import annotations
 
 import sys
 
-from korlora.config import parse_config
-from korlora.errors import KorloraError
+from korlora.cli import run_command
+from korlora.raycompat import init_local_ray
 from korlora.train.config import TrainConfig
-from korlora.train.driver import run_training
+from korlora.train.driver import train_command
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        cfg = parse_config(TrainConfig, sys.argv[1:] if argv is None else argv, prog="pipelines.train",
-                           description=__doc__.splitlines()[0])
-        result = run_training(cfg)
-    except (KorloraError, ValueError) as e:
-        print(f"pipelines.train: error: {e}", file=sys.stderr)
-        return 2
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result.metrics.items()) if k != "final")
-    print(f"metrics: {shown}" + (f"\nmlflow run: {result.mlflow_run_id}" if result.mlflow_run_id else ""))
-    return 0
+    # init_local_ray joins the job's cluster through RAY_ADDRESS
+    argv = sys.argv[1:] if argv is None else argv
+    return run_command(TrainConfig, train_command, argv, prog="python -m pipelines.train",
+                       description=__doc__.splitlines()[0], prepare=init_local_ray)
 
 
 if __name__ == "__main__":

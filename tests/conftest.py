@@ -21,8 +21,9 @@ def _isolated_mlflow(monkeypatch):
 
 @pytest.fixture(scope="session")
 def korlora_cache(tmp_path_factory) -> Path:
-    """A cache directory of this test session; subprocesses and Ray workers find it through the env."""
-    path = tmp_path_factory.mktemp("korlora-cache")
+    """A cache directory of this test session (``KORLORA_TEST_CACHE`` to keep built models between sessions);
+    subprocesses and Ray workers find it through the env."""
+    path = Path(os.environ.get("KORLORA_TEST_CACHE") or tmp_path_factory.mktemp("korlora-cache"))
     os.environ["KORLORA_CACHE"] = str(path)
     return path
 

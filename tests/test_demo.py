@@ -9,12 +9,14 @@ import pytest
 
 @pytest.mark.slow
 def test_demo_collapses_then_fixes_answer_starts(tmp_path, tiny_ko, ray_local, monkeypatch):
+    from korlora.config import load_config
     from korlora.relearn.config import DemoConfig
     from korlora.relearn.demo import demo_command
 
     monkeypatch.chdir(tmp_path)  # the demo's MLflow store goes to ./mlflow.db
-    cfg = DemoConfig(run_dir=str(tmp_path / "demo"), build_rows=600, legacy_steps=120, no_warning_rows=300,
-                     correction_rows=300, max_steps=60, start_loss_weight=1.0, diagnose_samples=0)
+    cfg = load_config(DemoConfig, None, run_dir=str(tmp_path / "demo"), build_rows=600, legacy_steps=120,
+                      no_warning_rows=300, correction_rows=300, max_steps=60, weighted_start_loss_weight=1.0,
+                      diagnose_samples=0)
     assert demo_command(cfg) == 0
     report = json.loads((tmp_path / "demo" / "demo_report.json").read_text(encoding="utf-8"))
     (result,) = report["results"].values()

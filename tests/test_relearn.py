@@ -1,5 +1,6 @@
 """The relearn job: stages cached across a crash, one MLflow parent run, and ``ray job submit``."""
 
+import dataclasses
 import json
 import os
 import socket
@@ -12,18 +13,24 @@ from pathlib import Path
 import pytest
 import yaml
 
+from korlora.config import load_config
 from korlora.relearn.config import RelearnConfig
+from korlora.train.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def small_values(tmp_path: Path, data_file: Path, **overrides) -> dict:
+    """Flat settings, as flags would give them: relearn's own and the training options."""
+    values = dict(data_file=str(data_file), model_name_or_path="tiny-ko", run_dir=str(tmp_path / "run"),
+                  no_warning_rows=60, correction_rows=60, learning_rate=2e-3, max_steps=4,
+                  per_device_train_batch_size=4, gradient_accumulation_steps=1, max_length=256, diagnose_samples=0,
+                  diagnose_max_new_tokens=4, experiment_name="test-relearn")
+    return {**values, **overrides}
+
+
 def small_relearn(tmp_path: Path, data_file: Path, **overrides) -> RelearnConfig:
-    values = dict(data_file=str(data_file), model="tiny-ko", run_dir=str(tmp_path / "run"), no_warning_rows=60,
-                  correction_rows=60, learning_rate=2e-3, max_steps=4, per_device_train_batch_size=4,
-                  gradient_accumulation_steps=1, max_length=256, diagnose_samples=0, diagnose_max_new_tokens=4,
-                  experiment_name="test-relearn")
-    values.update(overrides)
-    return RelearnConfig(**values)
+    return load_config(RelearnConfig, None, **small_values(tmp_path, data_file, **overrides))
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +112,11 @@ def test_ray_job_submit_with_token_auth(tmp_path, tiny_ko, legacy_file):
                    check=True, env=env, capture_output=True)
     try:
         config = tmp_path / "relearn.yaml"
-        config.write_text(yaml.safe_dump({**small_relearn(tmp_path, legacy_file).__dict__,
-                                          "run_dir": str(tmp_path / "job-run")}), encoding="utf-8")
+        values = small_values(tmp_path, legacy_file, run_dir=str(tmp_path / "job-run"))
+        train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+        nested = {k: v for k, v in values.items() if k not in train_keys}  # relearn's YAML: train: nested
+        nested["train"] = {k: v for k, v in values.items() if k in train_keys}
+        config.write_text(yaml.safe_dump(nested), encoding="utf-8")
         os.environ["RAY_AUTH_MODE"] = "token"
         client = JobSubmissionClient(f"http://127.0.0.1:{dash}")
         job = client.submit_job(

@@ -56,16 +56,33 @@ def test_mask_coverage_on_tiny_ko(tiny_ko):
 
 def test_start_weighted_loss_weights_first_answer_tokens():
     torch.manual_seed(0)
-    logits = torch.randn(1, 8, 11)
-    labels = torch.tensor([[-100, -100, 1, 2, 3, 4, 5, -100]])
+    logits = torch.randn(1, 9, 11)
+    # two answers in one row: labelled positions 2-5 and 7-8 (before the shift)
+    labels = torch.tensor([[-100, -100, 1, 2, 3, 4, -100, 5, 6]])
     plain = start_weighted_loss(logits, labels, 1.0, 0)
     reference = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100)
     assert torch.allclose(plain, reference)
     ce = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:].clamp(min=0), reduction="none")
     weighted = start_weighted_loss(logits, labels, 3.0, 2)
-    # labelled positions 1..5 (shifted); the first is the turn's newline, the next two weigh 3
-    expected = (ce[1] + 3 * ce[2] + 3 * ce[3] + ce[4] + ce[5]) / 5
+    # after the shift, answer tokens sit at 1..4 and 6..7; the first two of each answer weigh 3
+    expected = (3 * ce[1] + 3 * ce[2] + ce[3] + ce[4] + 3 * ce[6] + 3 * ce[7]) / 6
     assert torch.allclose(weighted, expected)
+    # normalised by the step's token count when given (several ranks / accumulation steps)
+    assert torch.allclose(start_weighted_loss(logits, labels, 3.0, 2, num_items=12), expected / 2)
+
+
+def test_start_weighted_loss_func_is_plain_in_evaluation():
+    from types import SimpleNamespace
+
+    from korlora.train.sft import start_weighted_loss_func
+
+    torch.manual_seed(0)
+    outputs = SimpleNamespace(logits=torch.randn(1, 6, 7))
+    labels = torch.tensor([[-100, 1, 2, 3, 4, 5]])
+    loss = start_weighted_loss_func(5.0, 2)
+    with torch.no_grad():
+        assert torch.allclose(loss(outputs, labels), start_weighted_loss(outputs.logits, labels, 1.0, 0))
+    assert not torch.allclose(loss(outputs, labels), start_weighted_loss(outputs.logits, labels, 1.0, 0))
 
 
 def test_use_4bit_without_cuda_is_a_clear_error(tmp_path, tiny_ko):
@@ -128,7 +145,7 @@ def test_two_workers_and_init_adapter(tmp_path, tiny_ko, ray_local, monkeypatch)
     assert len(losses) >= 3 and losses[-1] < losses[0]
     # a zero-step continuation saves exactly the starting adapter: its weights are the starting point
     cont = run_training(config(tmp_path, init_adapter=str(first.output_dir), output_dir=str(tmp_path / "cont"),
-                               max_steps=1, learning_rate=1e-12, mlflow=False, warmup_ratio=0.0))
+                               max_steps=1, learning_rate=1e-12, mlflow=False, warmup_steps=0))
     a = load_file(first.output_dir / "adapter_model.safetensors")
     b = load_file(cont.output_dir / "adapter_model.safetensors")
     assert a.keys() == b.keys()
@@ -158,3 +175,59 @@ def test_killed_worker_resumes_from_checkpoint(tmp_path, tiny_ko, ray_local, mon
     steps = [s for (s,) in db.execute("select step from metrics where key='loss' order by step")]
     # resumed from the step-8 checkpoint: steps 1-8 were logged once, never redone from zero
     assert steps.count(2) == 1 and max(steps) == 16
+
+
+@pytest.mark.slow
+def test_rerun_with_the_same_settings_reuses_the_finished_run(tmp_path, tiny_ko, ray_local, monkeypatch):
+    from korlora.train.driver import run_training
+
+    monkeypatch.chdir(tmp_path)
+    first = run_training(config(tmp_path, max_steps=4, save_steps=4, experiment_name="rerun"))
+    weights = (first.output_dir / "adapter_model.safetensors").read_bytes()
+    second = run_training(config(tmp_path, max_steps=4, save_steps=4, experiment_name="rerun"))
+    assert second.metrics.get("reused") == 1 and second.metrics["global_step"] == 4
+    assert (second.output_dir / "adapter_model.safetensors").read_bytes() == weights
+    assert second.mlflow_run_id == first.mlflow_run_id
+    db = sqlite3.connect(tmp_path / "mlflow.db")
+    assert [s for (s,) in db.execute("select status from runs")] == ["FINISHED"]
+
+
+@pytest.mark.slow
+def test_an_error_inside_training_fails_the_run(tmp_path, tiny_ko, ray_local, monkeypatch):
+    from korlora.train.driver import run_training
+
+    monkeypatch.chdir(tmp_path)
+    bad = config(tmp_path, sft={"lr_scheduler_type": "no_such_schedule"}, experiment_name="fails", max_failures=0)
+    with pytest.raises(KorloraError, match="training failed"):
+        run_training(bad)
+    db = sqlite3.connect(tmp_path / "mlflow.db")
+    (status,) = db.execute("select status from runs").fetchone()
+    assert status == "FAILED"
+    (error,) = db.execute("select value from tags where key = 'korlora.error'").fetchone()
+    assert "no_such_schedule" in error
+
+
+@pytest.mark.slow
+def test_start_weighted_gradient_is_the_same_on_one_and_two_workers(tmp_path, tiny_ko, ray_local, monkeypatch):
+    """One SGD step on the same global batch (4 rows): 1 worker × 4 rows and 2 workers × 2 rows must move the
+    adapter by the same amount. Without TRL's multiplication by the number of processes the 2-worker step
+    would be half as large. SGD without clipping, so the update is the gradient itself."""
+    from safetensors.torch import load_file
+
+    from korlora.train.driver import run_training
+
+    monkeypatch.chdir(tmp_path)
+    data = write_data(tmp_path / "four.jsonl", n=4)
+    common = dict(data_file=str(data), max_steps=1, save_steps=1, eval_share=0.0, learning_rate=1.0,
+                  lr_scheduler_type="constant", warmup_steps=0, lora_dropout=0.0, start_loss_weight=3.0,
+                  start_tokens=2, sft={"optim": "sgd", "max_grad_norm": 0.0}, mlflow=False, cpus_per_worker=1)
+    one = run_training(config(tmp_path, output_dir=str(tmp_path / "one"), num_workers=1,
+                              per_device_train_batch_size=4, **common))
+    two = run_training(config(tmp_path, output_dir=str(tmp_path / "two"), num_workers=2,
+                              per_device_train_batch_size=2, **common))
+    a = load_file(one.output_dir / "adapter_model.safetensors")
+    b = load_file(two.output_dir / "adapter_model.safetensors")
+    lora_b = [k for k in a if "lora_B" in k]
+    assert lora_b and all(a[k].abs().max() > 1e-6 for k in lora_b)  # the step moved B (initialised at zero)
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6), (k, (a[k] - b[k]).abs().max())

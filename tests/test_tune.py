@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from korlora.config import load_config
 from korlora.io import read_jsonl, write_jsonl
 
 DISCLAIMER = "정확한 판단은 전문가와 상담하세요."
@@ -131,13 +132,13 @@ def sweep(tmp_path_factory, tiny_ko, ray_local):
     root = tmp_path_factory.mktemp("sweep")
     rows = build_dialogues(BuildConfig(output=str(root / "built.jsonl"), num_rows=240, seed=3, report=False))
     write_jsonl(root / "legacy.jsonl", make_legacy(rows, 0.3, 0.1, seed=3))
-    cfg = TuneConfig(
-        data_file=str(root / "legacy.jsonl"), model="tiny-ko", run_dir=str(root / "runs"),
+    cfg = load_config(
+        TuneConfig, None, data_file=str(root / "legacy.jsonl"), model_name_or_path="tiny-ko", run_dir=str(root / "runs"),
         search_space={"learning_rate": {"choice": [3e-3, 1e-3, 1e-7, -1.0]}},
         points_to_evaluate=[{"learning_rate": 3e-3}, {"learning_rate": 1e-3}, {"learning_rate": 1e-7},
                             {"learning_rate": -1.0}],
         num_samples=4, max_concurrent_trials=1, no_warning_rows=96, correction_rows=96, eval_share=0.15,
-        train_rows=240, max_steps=24, eval_steps=8, per_device_train_batch_size=8, gradient_accumulation_steps=1,
+        train_rows=240, max_steps=24, save_steps=8, per_device_train_batch_size=8, gradient_accumulation_steps=1,
         max_length=192, registered_model="korlora-tiny", experiment_name="korlora-tune-test", seed=5)
     server_root = root / "server"
     server_root.mkdir()
@@ -247,4 +248,4 @@ def test_a_missing_init_adapter_fails_before_any_trial(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(KorloraError, match="not a LoRA adapter directory"):
-        run_sweep(TuneConfig(data_file="data.jsonl", init_adapter="no/such/adapter"))
+        run_sweep(load_config(TuneConfig, None, data_file="data.jsonl", init_adapter="no/such/adapter"))

@@ -10,7 +10,8 @@ class DiagnoseConfig:
     """Measure how a model starts its answers on held-out Korean prompts across the 12 categories:
     the next-token distribution at the start of the assistant turn, and generated answers."""
 
-    model: str = field(default="tiny-ko", metadata={"help": "base model name or path"})
+    model_name_or_path: str = field(default="tiny-ko", metadata={
+        "aliases": ["--model"], "help": "base model name or path (with --adapter: overrides the adapter's base)"})
     adapter: str | None = field(default=None, metadata={"help": "LoRA adapter on top of the base"})
     prompts: str | None = field(default=None, metadata={
         "help": "prompts file (YAML with prompts: [{category, text}] or JSONL with text/prompt); default: shipped"})
@@ -21,6 +22,9 @@ class DiagnoseConfig:
     top_k: int = field(default=20, metadata={"help": "first tokens to list"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     label: str | None = field(default=None, metadata={"help": "name of this model in the report"})
+    use_gpu: bool | None = field(default=None, metadata={
+        "help": "run as a Ray task on a GPU worker (default: when a running Ray cluster has GPU nodes or can "
+                "launch them; otherwise here, on this machine's GPU if it has one)"})
 
     def __post_init__(self) -> None:
         if self.samples < 0:

@@ -1,8 +1,54 @@
-"""Config of the end-to-end demo on the embedded ``tiny-ko`` model."""
+"""Configs of ``korlora relearn`` and of the end-to-end demo. Both train through the one training config
+(:class:`~korlora.train.config.TrainConfig`), held in their ``train`` field."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from korlora.train.config import TrainConfig
+
+# what the relearn stage itself decides about its training run: not flags of relearn / demo
+RELEARN_SETS = ("data_file", "output_dir", "storage_path", "run_name", "data_manifest", "eval_file")
+
+
+def relearn_train() -> TrainConfig:
+    """The seed's re-fine-tune recipe: 5e-5, one epoch."""
+    return TrainConfig(learning_rate=5e-5, num_train_epochs=1.0, experiment_name="korlora-relearn")
+
+
+def demo_train() -> TrainConfig:
+    """The demo's relearn on tiny-ko: learning rates and sizes for a 3M-parameter model on 2 CPU cores."""
+    return TrainConfig(model_name_or_path="tiny-ko", learning_rate=3e-3, max_steps=80, per_device_train_batch_size=8,
+                       gradient_accumulation_steps=1, max_length=256, experiment_name="korlora-demo")
+
+
+@dataclass
+class RelearnConfig:
+    """``korlora relearn``: the root fix for answers that start with punctuation or disclaimers.
+
+    clean → rebalance (disclaimers ≤ ``max_ratio``) → no-warning rows → correction rows → merge →
+    re-fine-tune (the seed's 5e-5, 1 epoch; continuing ``--init_adapter`` when given) → diagnose before and
+    after. Every ``korlora train`` flag applies to the re-fine-tune. One MLflow parent run with a child run
+    per stage; every file under ``run_dir`` with a manifest. Finished stages whose inputs did not change are
+    reused when the command runs again.
+    """
+
+    data_file: str = field(default="data/korean_sft_train.jsonl", metadata={"help": "the original SFT data"})
+    run_dir: str = field(default="runs/relearn", metadata={"help": "every file of the run goes here"})
+    max_ratio: float = field(default=0.05, metadata={"help": "disclaimer cap of the rebalance step"})
+    no_warning_rows: int = field(default=3000, metadata={"help": "no-warning rows"})
+    correction_rows: int = field(default=3500, metadata={"help": "correction rows"})
+    weights: dict[str, float] | None = field(default=None, metadata={
+        "help": "mix weights of rebalanced/no_warning/correction (default: every row once)"})
+    target_size: int | None = field(default=None, metadata={"help": "rows after the merge (with weights)"})
+    diagnose_samples: int = field(default=2, metadata={"help": "sampled answers per prompt in the diagnosis"})
+    diagnose_max_new_tokens: int = field(default=48, metadata={"help": "answer length in the diagnosis"})
+    train: TrainConfig = field(default_factory=relearn_train, metadata={
+        "help": "the re-fine-tune", "set_by_stage": RELEARN_SETS})
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_ratio < 1:
+            raise ValueError("--max_ratio must be in [0, 1)")
 
 
 @dataclass
@@ -12,12 +58,12 @@ class DemoConfig:
     build data → make a "legacy" copy with the seed's problem (answers opening with disclaimers and stray
     punctuation, as uncleaned data would have) → train a legacy adapter on it → ``relearn`` from that adapter
     (diagnosing before and after) → the same relearn with the start-weighted loss → a before/after table.
-    Sizes and learning rates suit a 3M-parameter model on 2 CPU cores; ``korlora relearn`` keeps the seed's
-    5e-5 / 1 epoch for real models.
+    The ``train`` options are the relearn's; the legacy adapter uses them too, with its own learning rate
+    and steps. Sizes and learning rates suit a 3M-parameter model on 2 CPU cores; ``korlora relearn`` keeps
+    the seed's 5e-5 / 1 epoch for real models.
     """
 
     run_dir: str = field(default="runs/demo", metadata={"help": "every file of the demo goes here"})
-    model: str = field(default="tiny-ko", metadata={"help": "base model"})
     build_rows: int = field(default=1200, metadata={"help": "dialogues from the content bank"})
     legacy_disclaimer_share: float = field(default=0.5, metadata={
         "help": "share of legacy rows whose answers open with a disclaimer"})
@@ -27,52 +73,10 @@ class DemoConfig:
     legacy_steps: int = field(default=160, metadata={"help": "training steps of the legacy adapter"})
     no_warning_rows: int = field(default=600, metadata={"help": "no-warning rows of the relearn"})
     correction_rows: int = field(default=600, metadata={"help": "correction rows of the relearn"})
-    learning_rate: float = field(default=3e-3, metadata={"help": "relearn learning rate (tiny-ko scale)"})
-    max_steps: int = field(default=80, metadata={"help": "relearn steps"})
-    per_device_train_batch_size: int = field(default=8, metadata={"help": "rows per step"})
-    max_length: int = field(default=256, metadata={"help": "longest tokenised row"})
-    start_loss_weight: float = field(default=3.0, metadata={"help": "weight of the first answer tokens (0: skip)"})
-    start_tokens: int = field(default=4, metadata={"help": "first answer tokens weighted"})
+    weighted_start_loss_weight: float = field(default=3.0, metadata={
+        "help": "also run the relearn with this weight on the first answer tokens (1: skip)"})
+    weighted_start_tokens: int = field(default=4, metadata={"help": "first answer tokens weighted in that run"})
     diagnose_samples: int = field(default=2, metadata={"help": "sampled answers per prompt"})
-    seed: int = field(default=42, metadata={"help": "seed of every stage"})
-
-
-@dataclass
-class RelearnConfig:
-    """``korlora relearn``: the root fix for answers that start with punctuation or disclaimers.
-
-    clean → rebalance (disclaimers ≤ ``max_ratio``) → no-warning rows → correction rows → merge →
-    re-fine-tune (the seed's 5e-5, 1 epoch; continuing ``init_adapter`` when given) → diagnose before and
-    after. One MLflow parent run with a child run per stage; every file under ``run_dir`` with a manifest.
-    Finished stages whose inputs did not change are reused when the command runs again.
-    """
-
-    data_file: str = field(default="data/korean_sft_train.jsonl", metadata={"help": "the original SFT data"})
-    model: str = field(default="Qwen/Qwen2.5-1.5B", metadata={"help": "base model name or path (or tiny-ko)"})
-    init_adapter: str | None = field(default=None, metadata={"help": "the collapsed adapter to continue from"})
-    run_dir: str = field(default="runs/relearn", metadata={"help": "every file of the run goes here"})
-    profile: str | None = field(default=None, metadata={"help": "training preset, e.g. h100"})
-    max_ratio: float = field(default=0.05, metadata={"help": "disclaimer cap of the rebalance step"})
-    no_warning_rows: int = field(default=3000, metadata={"help": "no-warning rows"})
-    correction_rows: int = field(default=3500, metadata={"help": "correction rows"})
-    weights: dict[str, float] | None = field(default=None, metadata={
-        "help": "mix weights of rebalanced/no_warning/correction (default: every row once)"})
-    target_size: int | None = field(default=None, metadata={"help": "rows after the merge (with weights)"})
-    learning_rate: float = field(default=5e-5, metadata={"help": "re-fine-tune learning rate (seed: 5e-5)"})
-    num_epochs: float = field(default=1.0, metadata={"help": "re-fine-tune epochs (seed: 1)"})
-    max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: by epochs)"})
-    per_device_train_batch_size: int = field(default=2, metadata={"help": "rows per device per step"})
-    gradient_accumulation_steps: int = field(default=4, metadata={"help": "steps per optimizer update"})
-    max_length: int = field(default=1024, metadata={"help": "longest tokenised row"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank (new adapters)"})
-    start_loss_weight: float = field(default=1.0, metadata={"help": "loss weight of the first answer tokens"})
-    start_tokens: int = field(default=0, metadata={"help": "first answer tokens weighted by start_loss_weight"})
-    num_workers: int = field(default=1, metadata={"help": "Ray Train workers"})
-    diagnose_samples: int = field(default=2, metadata={"help": "sampled answers per prompt in the diagnosis"})
     diagnose_max_new_tokens: int = field(default=48, metadata={"help": "answer length in the diagnosis"})
-    experiment_name: str = field(default="korlora-relearn", metadata={"help": "MLflow experiment"})
-    seed: int = field(default=42, metadata={"help": "seed of every stage"})
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_ratio < 1:
-            raise ValueError("--max_ratio must be in [0, 1)")
+    train: TrainConfig = field(default_factory=demo_train, metadata={
+        "help": "the relearn (and legacy) training", "set_by_stage": RELEARN_SETS})

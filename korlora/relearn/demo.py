@@ -8,6 +8,7 @@ import random
 import time
 from pathlib import Path
 
+from korlora.config import to_dict
 from korlora.io import write_json, write_jsonl
 from korlora.relearn.config import DemoConfig, RelearnConfig
 
@@ -43,44 +44,43 @@ def demo_command(cfg: DemoConfig) -> int:
     from korlora.data.config import BuildConfig
     from korlora.models import resolve_model_path
     from korlora.relearn.pipeline import print_before_after, run_relearn
-    from korlora.train.config import TrainConfig
     from korlora.train.driver import run_training
 
     started = time.perf_counter()
     run = Path(cfg.run_dir).resolve()
     data = run / "data"
-    print(f"tiny-ko: {resolve_model_path(cfg.model)}")
+    train = cfg.train
+    print(f"{train.model_name_or_path}: {resolve_model_path(train.model_name_or_path)}")
 
     legacy_file = data / "legacy_sft.jsonl"
     if not legacy_file.exists():
         print("── data: build, then a legacy copy with broken answer starts")
         rows = build_dialogues(BuildConfig(output=str(data / "korean_sft_train.jsonl"), num_rows=cfg.build_rows,
-                                           seed=cfg.seed, report=False))
+                                           seed=train.seed, report=False))
         write_jsonl(data / "korean_sft_train.jsonl", rows)
-        write_jsonl(legacy_file, make_legacy(rows, cfg.legacy_disclaimer_share, cfg.legacy_punct_share, cfg.seed))
+        write_jsonl(legacy_file, make_legacy(rows, cfg.legacy_disclaimer_share, cfg.legacy_punct_share, train.seed))
     legacy_adapter = run / "legacy_adapter"
     if not (legacy_adapter / "adapter_config.json").exists():
         print("── train the legacy adapter (the collapsed model)")
-        run_training(TrainConfig(
-            model_name_or_path=cfg.model, data_file=str(legacy_file), output_dir=str(legacy_adapter),
-            storage_path=str(run / "ray_results"), learning_rate=cfg.legacy_learning_rate, max_steps=cfg.legacy_steps,
-            save_steps=cfg.legacy_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
-            gradient_accumulation_steps=1, max_length=cfg.max_length, seed=cfg.seed, experiment_name="korlora-demo"))
+        run_training(dataclasses.replace(
+            train, data_file=str(legacy_file), output_dir=str(legacy_adapter), storage_path=str(run / "ray_results"),
+            learning_rate=cfg.legacy_learning_rate, max_steps=cfg.legacy_steps, save_steps=cfg.legacy_steps,
+            start_loss_weight=1.0, start_tokens=0, init_adapter=None))
 
     relearn = RelearnConfig(
-        data_file=str(legacy_file), model=cfg.model, init_adapter=str(legacy_adapter), run_dir=str(run / "relearn"),
-        no_warning_rows=cfg.no_warning_rows, correction_rows=cfg.correction_rows, learning_rate=cfg.learning_rate,
-        max_steps=cfg.max_steps, per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=1, max_length=cfg.max_length, diagnose_samples=cfg.diagnose_samples,
-        experiment_name="korlora-demo", seed=cfg.seed)
+        data_file=str(legacy_file), run_dir=str(run / "relearn"), no_warning_rows=cfg.no_warning_rows,
+        correction_rows=cfg.correction_rows, diagnose_samples=cfg.diagnose_samples,
+        diagnose_max_new_tokens=cfg.diagnose_max_new_tokens,
+        train=dataclasses.replace(train, init_adapter=str(legacy_adapter)))
     results = {"plain loss": run_relearn(relearn)}
-    if cfg.start_loss_weight and cfg.start_loss_weight != 1.0:
-        weighted = dataclasses.replace(relearn, run_dir=str(run / "relearn_start_weighted"),
-                                       start_loss_weight=cfg.start_loss_weight, start_tokens=cfg.start_tokens)
-        results[f"start-weighted loss (W={cfg.start_loss_weight:g}, K={cfg.start_tokens})"] = run_relearn(weighted)
+    if cfg.weighted_start_loss_weight != 1.0:
+        weighted = dataclasses.replace(relearn, run_dir=str(run / "relearn_start_weighted"), train=dataclasses.replace(
+            relearn.train, start_loss_weight=cfg.weighted_start_loss_weight, start_tokens=cfg.weighted_start_tokens))
+        name = f"start-weighted loss (W={cfg.weighted_start_loss_weight:g}, K={cfg.weighted_start_tokens})"
+        results[name] = run_relearn(weighted)
 
     report = {name: {"before": r["before"], "after": r["after"]} for name, r in results.items()}
-    write_json(run / "demo_report.json", {"config": dataclasses.asdict(cfg), "results": report})
+    write_json(run / "demo_report.json", {"config": to_dict(cfg), "results": report})
     for name, r in results.items():
         print(f"\n[{name}]")
         print_before_after(r["before"], r["after"])

@@ -7,6 +7,7 @@ live under ``run_dir``; ``run_dir/manifest.json`` lists them with their sha256. 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -21,9 +22,9 @@ def _diagnose_stage(name: str, cfg: RelearnConfig, adapter: Path | None, out: Pa
     from korlora.diagnose.config import DiagnoseConfig
     from korlora.diagnose.report import diagnose_command
 
-    dcfg = DiagnoseConfig(model=cfg.model, adapter=str(adapter) if adapter else None, output_dir=str(out),
-                          samples=cfg.diagnose_samples, max_new_tokens=cfg.diagnose_max_new_tokens,
-                          seed=cfg.seed, label=name)
+    dcfg = DiagnoseConfig(model_name_or_path=cfg.train.model_name_or_path, adapter=str(adapter) if adapter else None,
+                          output_dir=str(out), samples=cfg.diagnose_samples,
+                          max_new_tokens=cfg.diagnose_max_new_tokens, seed=cfg.train.seed, label=name)
 
     def run() -> dict:
         import json
@@ -46,7 +47,6 @@ def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
     from korlora.data.config import CorrectionConfig, NoWarningConfig
     from korlora.data.correction import correction_command
     from korlora.data.no_warning import no_warning_command
-    from korlora.train.config import TrainConfig
     from korlora.train.driver import run_training
 
     data = run_dir / "data"
@@ -54,22 +54,18 @@ def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
     cleaned, rebalanced = data / "korean_sft_train_cleaned.jsonl", data / "korean_sft_rebalanced.jsonl"
     no_warning, correction = data / "korean_sft_no_warning.jsonl", data / "korean_sft_correction.jsonl"
     final, adapter = data / "korean_sft_final.jsonl", run_dir / "adapter"
-    init = Path(cfg.init_adapter) if cfg.init_adapter else None
+    init = Path(cfg.train.init_adapter) if cfg.train.init_adapter else None
+    seed = cfg.train.seed
 
     clean_cfg = CleanConfig(input=str(original), output=str(cleaned))
-    rebalance_cfg = RebalanceConfig(input=str(cleaned), output=str(rebalanced), max_ratio=cfg.max_ratio, seed=cfg.seed)
-    nw_cfg = NoWarningConfig(output=str(no_warning), num_rows=cfg.no_warning_rows, seed=cfg.seed)
-    fix_cfg = CorrectionConfig(output=str(correction), num_rows=cfg.correction_rows, seed=cfg.seed)
+    rebalance_cfg = RebalanceConfig(input=str(cleaned), output=str(rebalanced), max_ratio=cfg.max_ratio, seed=seed)
+    nw_cfg = NoWarningConfig(output=str(no_warning), num_rows=cfg.no_warning_rows, seed=seed)
+    fix_cfg = CorrectionConfig(output=str(correction), num_rows=cfg.correction_rows, seed=seed)
     merge_cfg = MergeConfig(input=[f"rebalanced={rebalanced}", f"no_warning={no_warning}", f"correction={correction}"],
-                            output=str(final), weights=cfg.weights, target_size=cfg.target_size, seed=cfg.seed)
-    train_cfg = TrainConfig(
-        model_name_or_path=cfg.model, data_file=str(final), output_dir=str(adapter), init_adapter=cfg.init_adapter,
-        profile=cfg.profile, learning_rate=cfg.learning_rate, num_epochs=cfg.num_epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, max_length=cfg.max_length, lora_r=cfg.lora_r,
-        start_loss_weight=cfg.start_loss_weight, start_tokens=cfg.start_tokens, num_workers=cfg.num_workers,
-        storage_path=str(run_dir / "ray_results"), experiment_name=cfg.experiment_name, seed=cfg.seed,
-        data_manifest=str(final.with_suffix(".manifest.json")))
+                            output=str(final), weights=cfg.weights, target_size=cfg.target_size, seed=seed)
+    train_cfg = dataclasses.replace(cfg.train, data_file=str(final), output_dir=str(adapter),
+                                    storage_path=str(run_dir / "ray_results"),
+                                    data_manifest=str(final.with_suffix(".manifest.json")))
 
     def summary_of(stats: dict, *keys: str) -> dict:
         return {k: stats[k] for k in keys if k in stats}
@@ -94,21 +90,21 @@ def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
 
 def run_relearn(cfg: RelearnConfig) -> dict:
     """Run (or resume) the relearn job; returns ``{"before": ..., "after": ..., "stages": [...]}``."""
-    import mlflow
-
-    from korlora.track.mlflow_utils import safe_params, setup
+    from korlora.raycompat import init_local_ray
+    from korlora.track.runs import tracked_run
 
     run_dir = Path(cfg.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    setup(cfg.experiment_name)
+    init_local_ray()  # the diagnosis and the training go to the cluster's (GPU) workers
     runner = StageRunner(run_dir)
     results: dict[str, dict] = {}
     parent_file = run_dir / "mlflow_parent_run_id"
     parent_id = parent_file.read_text().strip() if parent_file.exists() else None
-    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"relearn-{run_dir.name}") as parent:
+    with tracked_run(cfg.train.experiment_name, run_name=f"relearn-{run_dir.name}", run_id=parent_id,
+                     params=to_dict(cfg)) as parent:
+        import mlflow
+
         parent_file.write_text(parent.info.run_id)
-        if not parent_id:
-            mlflow.log_params(safe_params(to_dict(cfg)))
         for stage in relearn_stages(cfg, run_dir):
             results[stage.name] = runner(stage)
             if os.environ.get("KORLORA_TEST_STOP_AFTER") == stage.name:

@@ -91,8 +91,9 @@ class StageRunner:
             return stage.run()
         import mlflow
 
-        with mlflow.start_run(run_name=stage.name, nested=True):
-            mlflow.log_params({k: str(v)[:500] for k, v in stage.settings.items()})
+        from korlora.track.runs import tracked_run
+
+        with tracked_run(run_name=stage.name, nested=True, params=stage.settings):
             result = stage.run()
             for path in stage.outputs:
                 if path.is_file() and path.suffix == ".json":

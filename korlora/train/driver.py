@@ -1,13 +1,17 @@
 """``korlora train``: the Ray Train driver around :func:`korlora.train.worker.train_loop_per_worker`.
 
-The driver resolves the model, checks the assistant mask, opens the MLflow run, launches a
-``TorchTrainer`` (GPU workers when the cluster has GPUs, gloo on CPU), and finally copies the adapter from
-the last checkpoint into ``output_dir`` and logs it. Re-running with the same run name resumes from the
-last checkpoint; ``max_failures`` restarts killed workers from it.
+The driver decides only what a driver can know: whether the cluster has (or its autoscaler can launch) GPU
+nodes, so that workers ask for GPUs (:func:`korlora.train.cluster.resolve_use_gpu`), and whether the chat
+template can be trained on (the pre-flight check and the assistant mask, from the tokenizer alone). Device,
+dtype, attention kernel and 4-bit loading are chosen by each worker, on the machine that runs the model,
+and reported back. The driver opens the MLflow run, launches a ``TorchTrainer``, and finally copies the
+adapter from the last checkpoint into ``output_dir`` and logs it. Re-running with the same settings finds
+the finished run and reuses its adapter; ``max_failures`` restarts killed workers from the last checkpoint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -18,8 +22,9 @@ from pathlib import Path
 from korlora.config import to_dict
 from korlora.errors import KorloraError
 from korlora.io import sha256_file
+from korlora.logs import VERBOSE_ENV, verbose
 from korlora.train.config import TrainConfig
-from korlora.train.model import load_tokenizer, resolve_model_choice
+from korlora.train.model import load_tokenizer
 from korlora.train.sft import assistant_mask_coverage, load_chat_rows
 from korlora.train.worker import ADAPTER_DIR, train_loop_per_worker
 
@@ -29,7 +34,7 @@ class TrainResult:
     output_dir: Path
     metrics: dict
     mlflow_run_id: str | None
-    attn_implementation: str
+    hardware: dict
 
 
 def _absolute(cfg: TrainConfig) -> TrainConfig:
@@ -37,10 +42,13 @@ def _absolute(cfg: TrainConfig) -> TrainConfig:
     def fix(p: str | None) -> str | None:
         return str(Path(p).resolve()) if p and "://" not in p else p
 
+    model = cfg.model_name_or_path
+    if Path(model).exists():
+        model = str(Path(model).resolve())
     return dataclasses.replace(
-        cfg, output_dir=str(Path(cfg.output_dir).resolve()), data_file=str(Path(cfg.data_file).resolve()),
-        init_adapter=fix(cfg.init_adapter), storage_path=fix(cfg.storage_path), data_manifest=fix(cfg.data_manifest),
-        eval_file=fix(cfg.eval_file), profile=None)
+        cfg, model_name_or_path=model, output_dir=str(Path(cfg.output_dir).resolve()),
+        data_file=str(Path(cfg.data_file).resolve()), init_adapter=fix(cfg.init_adapter),
+        storage_path=fix(cfg.storage_path), data_manifest=fix(cfg.data_manifest), eval_file=fix(cfg.eval_file))
 
 
 def _worker_resources(num_workers: int, use_gpu: bool, cpus_per_worker: int | None = None) -> dict:
@@ -49,11 +57,23 @@ def _worker_resources(num_workers: int, use_gpu: bool, cpus_per_worker: int | No
     import ray
 
     if use_gpu:
-        return {"CPU": 1, "GPU": 1}
+        return {"CPU": cpus_per_worker or 1, "GPU": 1}
     if cpus_per_worker:
         return {"CPU": cpus_per_worker}
     cpus = int(ray.available_resources().get("CPU", 1))
     return {"CPU": max(1, cpus // num_workers)}
+
+
+def _worker_env() -> dict[str, str]:
+    """Ray Train's print patch sends every ``print`` of a worker to its logger, even while a library
+    captures stdout: datasets' fingerprinting (dill disassembling the SFT transforms into a captured
+    stream) then fills the terminal with bytecode. Plain prints still reach the driver's terminal."""
+    env = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+    if verbose():
+        env[VERBOSE_ENV] = "1"
+    else:
+        env["PYTHONWARNINGS"] = "ignore"
+    return env
 
 
 def default_run_name(cfg: TrainConfig, data_digest: str) -> str:
@@ -62,104 +82,114 @@ def default_run_name(cfg: TrainConfig, data_digest: str) -> str:
     return f"{Path(cfg.output_dir).name}-{key[:10]}"
 
 
-def _mlflow_run(cfg: TrainConfig, run_dir: Path, params: dict, mask: dict, choice,
-                run_id: str | None = None) -> dict | None:
-    if not cfg.mlflow:
-        return None
-    import mlflow
+def preflight(cfg: TrainConfig) -> dict:
+    """Checks that need only the tokenizer, before any worker starts: the chat template's family is one
+    korlora can vouch for, and the assistant-only mask labels the answers."""
+    from korlora.models import resolve_model_path
+    from korlora.models.check import check_chat_template
 
-    from korlora.track.mlflow_utils import safe_params, setup
+    tokenizer = load_tokenizer(resolve_model_path(cfg.model_name_or_path), cfg.trust_remote_code)
+    template = check_chat_template(tokenizer)
+    mask = assistant_mask_coverage(tokenizer, load_chat_rows(cfg.data_file))
+    print(f"chat template: {template.family} · assistant tokens with labels {mask['assistant_labeled_share']:.1%}"
+          f" · other tokens without labels {mask['other_unlabeled_share']:.1%}")
+    return mask
 
-    uri = setup(cfg.experiment_name)
-    id_file = run_dir / "mlflow_run_id"
-    saved = id_file.read_text().strip() if id_file.exists() else None
-    run_id = run_id or saved  # a given run (a Tune trial's) or this run directory's, to resume
-    fresh = run_id is None or run_id != saved
-    # inside a pipeline's parent run (relearn, tune) the training run nests under it
-    run = mlflow.start_run(run_id=run_id, run_name=run_dir.name if not run_id else None,
-                           nested=mlflow.active_run() is not None)
-    if fresh:
-        mlflow.log_params(safe_params(params))
-        mlflow.log_params({"attn_implementation_used": choice.attn_implementation,
-                           "bf16_used": str(choice.bf16)})
-        mlflow.log_metrics(mask)
-        mlflow.log_dict(safe_params(params), "config/train_config.json")
-        if cfg.data_manifest and Path(cfg.data_manifest).exists():
-            mlflow.log_artifact(cfg.data_manifest, "data")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        id_file.write_text(run.info.run_id)
-    return {"run_id": run.info.run_id, "tracking_uri": uri}
+
+def _copy_adapter(checkpoint, out: Path) -> None:
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    with checkpoint.as_directory() as ckpt:
+        shutil.copytree(Path(ckpt) / ADAPTER_DIR, tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
 
 
 def run_training(cfg: TrainConfig, callbacks: list | None = None, mlflow_run_id: str | None = None) -> TrainResult:
     """Train on Ray Train. ``callbacks`` go to the ``RunConfig`` (a Tune trial passes its report callback);
-    ``mlflow_run_id`` is an existing MLflow run to track into (a Tune trial's), else one is started."""
+    ``mlflow_run_id`` is an existing MLflow run to track into (a Tune trial's), else one is started (nested
+    under the active run of a pipeline) or resumed (the same settings ran before)."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
     from korlora.raycompat import init_local_ray
+    from korlora.train.cluster import require_gpu_capacity, resolve_use_gpu
 
     if not Path(cfg.data_file).is_file():
         raise KorloraError(f"data file not found: {cfg.data_file}")
     if cfg.init_adapter and not (Path(cfg.init_adapter) / "adapter_config.json").is_file():
         raise KorloraError(f"--init_adapter {cfg.init_adapter} is not a LoRA adapter directory")
     cfg = _absolute(cfg)
-    choice = resolve_model_choice(cfg.model_name_or_path, cfg.attn_implementation, cfg.bf16, cfg.use_4bit)
-    print(f"model: {cfg.model_name_or_path} -> {choice.path}")
-    print(f"attention: {choice.attn_implementation}  bf16: {choice.bf16}  4-bit: {choice.use_4bit}")
-    tokenizer = load_tokenizer(choice.path, cfg.trust_remote_code)
-    mask = assistant_mask_coverage(tokenizer, load_chat_rows(cfg.data_file))
-    print(f"assistant tokens with labels: {mask['assistant_labeled_share']:.1%}  "
-          f"other tokens without labels: {mask['other_unlabeled_share']:.1%}")
-
     init_local_ray()
-    use_gpu = cfg.use_gpu if cfg.use_gpu is not None else ray.cluster_resources().get("GPU", 0) >= 1
+    if cfg.use_4bit:
+        require_gpu_capacity("--use_4bit (QLoRA)")
+    use_gpu = resolve_use_gpu(cfg.use_gpu)
+    mask = preflight(cfg)
+
     storage = cfg.storage_path or str(Path(cfg.output_dir).parent / "ray_results")
     data_digest = sha256_file(cfg.data_file)
     name = cfg.run_name or default_run_name(cfg, data_digest)
     run_dir = Path(storage) / name
-    params = {**to_dict(cfg), "model_path": choice.path, "data_sha256": data_digest}
-    mlflow_run = _mlflow_run(cfg, run_dir, params, mask, choice, mlflow_run_id)
+    id_file = run_dir / "mlflow_run_id"
+    resume_id = mlflow_run_id or (id_file.read_text().strip() if id_file.exists() else None)
+    tracking = contextlib.nullcontext()
+    if cfg.mlflow:
+        from korlora.track.runs import tracked_run
 
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"train": to_dict(cfg), "choice": dataclasses.asdict(choice), "mlflow": mlflow_run},
-        scaling_config=ray.train.ScalingConfig(
-            num_workers=cfg.num_workers, use_gpu=use_gpu,
-            resources_per_worker=_worker_resources(cfg.num_workers, use_gpu, cfg.cpus_per_worker)),
-        run_config=ray.train.RunConfig(
-            name=name, storage_path=storage, callbacks=callbacks,
-            failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
-        ),
-    )
-    try:
-        result = trainer.fit()
-    except Exception as e:
-        if mlflow_run:
+        tracking = tracked_run(cfg.experiment_name, run_name=name, run_id=resume_id,
+                               params={**to_dict(cfg), "data_sha256": data_digest, "use_gpu": use_gpu})
+    with tracking as run:
+        mlflow_run = None
+        if run is not None:
             import mlflow
 
-            mlflow.end_run(status="FAILED")
-        raise KorloraError(f"training failed: {e}") from e
-    if result.checkpoint is None:
-        raise KorloraError("training finished without a final checkpoint")
-    out = Path(cfg.output_dir)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with result.checkpoint.as_directory() as ckpt:
-        shutil.copytree(Path(ckpt) / ADAPTER_DIR, tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    metrics = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
-    if mlflow_run:
-        import mlflow
+            from korlora.track.mlflow_utils import tracking_uri
 
-        mlflow.log_metrics({k: v for k, v in metrics.items() if k in ("eval_loss", "train_loss_final")})
-        mlflow.log_artifacts(str(out), "adapter")
-        mlflow.end_run()
+            mlflow_run = {"run_id": run.info.run_id, "tracking_uri": tracking_uri()}
+            if "assistant_labeled_share" not in run.data.metrics:  # not a resumed run
+                mlflow.log_metrics(mask)
+                if cfg.data_manifest and Path(cfg.data_manifest).exists():
+                    mlflow.log_artifact(cfg.data_manifest, "data")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            id_file.write_text(run.info.run_id)
+        print(f"training {cfg.model_name_or_path}: {cfg.num_workers} worker(s) with "
+              f"{'a GPU each' if use_gpu else 'CPUs'} · run {name}", flush=True)
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"train": to_dict(cfg), "mlflow": mlflow_run},
+            scaling_config=ray.train.ScalingConfig(
+                num_workers=cfg.num_workers, use_gpu=use_gpu,
+                resources_per_worker=_worker_resources(cfg.num_workers, use_gpu, cfg.cpus_per_worker)),
+            run_config=ray.train.RunConfig(
+                name=name, storage_path=storage, callbacks=callbacks,
+                failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+                worker_runtime_env={"env_vars": _worker_env()},
+                logging_config=ray.train.LoggingConfig(log_level="INFO" if verbose() else "WARNING"),
+            ),
+        )
+        try:
+            result = trainer.fit()
+        except Exception as e:
+            raise KorloraError(f"training failed: {e}") from e
+        if result.checkpoint is None:
+            raise KorloraError("training finished without a final checkpoint")
+        out = Path(cfg.output_dir)
+        _copy_adapter(result.checkpoint, out)
+        hardware = {k.removeprefix("hardware_"): v for k, v in result.metrics.items() if k.startswith("hardware_")}
+        metrics = {k: v for k, v in result.metrics.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and not k.startswith("hardware_")}
+        if run is not None:
+            import mlflow
+
+            mlflow.log_metrics({k: v for k, v in metrics.items() if k in ("eval_loss", "train_loss_final")})
+            mlflow.log_artifacts(str(out), "adapter")
+    if hardware:
+        print(f"trained on: {hardware.get('device')} · {'bf16' if hardware.get('bf16') else 'float32'} · "
+              f"{hardware.get('attn_implementation')}{' · 4-bit' if hardware.get('use_4bit') else ''}")
     print(f"adapter: {out}")
-    return TrainResult(out, metrics, mlflow_run and mlflow_run["run_id"], choice.attn_implementation)
+    return TrainResult(out, metrics, run and run.info.run_id, hardware)
 
 
 def train_command(cfg: TrainConfig) -> int:

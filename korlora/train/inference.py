@@ -64,7 +64,9 @@ def load_for_inference(adapter: str | None, model_name_or_path: str | None, *, d
     ``dtype``: None picks bf16 on a bf16 GPU and float32 elsewhere; ``auto`` keeps the checkpoint's dtype.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    from korlora.train.model import load_tokenizer
 
     if not adapter and not model_name_or_path:
         raise KorloraError("give an adapter or a model")
@@ -82,18 +84,20 @@ def load_for_inference(adapter: str | None, model_name_or_path: str | None, *, d
         model = PeftModel.from_pretrained(model, adapter, is_trainable=False)
     model.to(device).eval()
     has_tokenizer = adapter and (Path(adapter) / "tokenizer_config.json").is_file()
-    tokenizer = AutoTokenizer.from_pretrained(adapter if has_tokenizer else base_path,
-                                              trust_remote_code=trust_remote_code)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(adapter if has_tokenizer else base_path, trust_remote_code)
     if not tokenizer.chat_template:
         raise KorloraError(f"the tokenizer of {adapter or base} has no chat template")
     return model, tokenizer
 
 
 def _stop_ids(model, tokenizer) -> list[int]:
-    """End-of-turn ids: the generation config's and the tokenizer's (base checkpoints often stop on a
-    different token than their chat template ends turns with)."""
+    """End-of-turn ids: the chat template's end of turn, the tokenizer's eos and the generation config's
+    (Qwen2.5 base ends turns with <|im_end|> but its eos is <|endoftext|>)."""
+    from korlora.models.check import inspect_chat_template
+
+    found = inspect_chat_template(tokenizer, model.generation_config).stop_ids
+    if found:
+        return found
     ids = model.generation_config.eos_token_id
     ids = [ids] if isinstance(ids, int) else list(ids or [])
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:

@@ -7,17 +7,22 @@ import logging
 from dataclasses import dataclass
 
 from korlora.errors import KorloraError
-from korlora.models import resolve_model_path
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class ModelChoice:
-    path: str
-    attn_implementation: str
+class Hardware:
+    """What the process that runs the model chose: device, bf16, attention kernel, 4-bit loading."""
+
+    device: str
     bf16: bool
+    attn_implementation: str
     use_4bit: bool
+
+    def describe(self) -> str:
+        return (f"{self.device} · {'bf16' if self.bf16 else 'float32'} · {self.attn_implementation}"
+                f"{' · 4-bit NF4' if self.use_4bit else ''}")
 
 
 def choose_attention(requested: str, cuda: bool) -> str:
@@ -31,38 +36,40 @@ def choose_attention(requested: str, cuda: bool) -> str:
     return requested
 
 
-def resolve_model_choice(model_name_or_path: str, attn_implementation: str, bf16: bool | None,
-                         use_4bit: bool) -> ModelChoice:
+def resolve_hardware(attn_implementation: str = "auto", bf16: bool | None = None, use_4bit: bool = False) -> Hardware:
+    """Decide device, dtype, attention and 4-bit from what *this* process sees. Call it where the model is
+    loaded (a Ray Train worker, a diagnosis task), never on a driver that may have no GPU."""
     import torch
 
     cuda = torch.cuda.is_available()
     if use_4bit:
         if not cuda:
-            raise KorloraError("--use_4bit (QLoRA) needs a CUDA GPU; none is visible on this machine")
+            raise KorloraError("--use_4bit (QLoRA) needs a CUDA GPU; none is visible to this worker")
         if importlib.util.find_spec("bitsandbytes") is None:
             raise KorloraError("--use_4bit needs bitsandbytes: pip install 'korlora[gpu]'")
+    supported = cuda and torch.cuda.is_bf16_supported()
     if bf16 is None:
-        bf16 = cuda and torch.cuda.is_bf16_supported()
-    elif bf16 and cuda and not torch.cuda.is_bf16_supported():
-        raise KorloraError("--bf16 was asked for but this GPU does not support bf16")
-    return ModelChoice(resolve_model_path(model_name_or_path), choose_attention(attn_implementation, cuda),
-                       bool(bf16), use_4bit)
+        bf16 = supported
+    elif bf16 and not supported:
+        raise KorloraError("--bf16 was asked for but this worker has no GPU with bf16"
+                           + ("" if cuda else " (no CUDA device is visible)"))
+    return Hardware("cuda" if cuda else "cpu", bool(bf16), choose_attention(attn_implementation, cuda), use_4bit)
 
 
-def load_base_model(choice: ModelChoice, trust_remote_code: bool = False):
+def load_base_model(path: str, hardware: Hardware, trust_remote_code: bool = False):
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"attn_implementation": choice.attn_implementation, "trust_remote_code": trust_remote_code,
-              "dtype": torch.bfloat16 if choice.bf16 else torch.float32}
-    if choice.use_4bit:
+    kwargs = {"attn_implementation": hardware.attn_implementation, "trust_remote_code": trust_remote_code,
+              "dtype": torch.bfloat16 if hardware.bf16 else torch.float32}
+    if hardware.use_4bit:
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16 if choice.bf16 else torch.float16)
-    model = AutoModelForCausalLM.from_pretrained(choice.path, **kwargs)
-    if choice.use_4bit:
+            bnb_4bit_compute_dtype=torch.bfloat16 if hardware.bf16 else torch.float16)
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if hardware.use_4bit:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
@@ -70,11 +77,19 @@ def load_base_model(choice: ModelChoice, trust_remote_code: bool = False):
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
+    """The tokenizer, with a pad token that is not the end-of-turn token (else padding would mask the very
+    token that teaches the model to stop): the family's own pad token where it has one, else eos."""
     from transformers import AutoTokenizer
+
+    from korlora.models.check import inspect_chat_template
 
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.chat_template:
+        suggested = inspect_chat_template(tokenizer).suggested_pad_token
+        if suggested:
+            tokenizer.pad_token = suggested
     return tokenizer
 
 

@@ -81,8 +81,11 @@ def start_weighted_loss(logits, labels, start_weight: float, start_tokens: int, 
     """Causal-LM cross-entropy where the first ``start_tokens`` tokens of every answer weigh ``start_weight``.
 
     Fine-tuning mostly moves the first few answer tokens (Qi et al. 2024, "Safety alignment should be more
-    than a few tokens deep"); weighting them more makes a relearn fix the start first. Each answer's
-    labelled span begins with the newline that opens the turn, so counting starts one token later.
+    than a few tokens deep"); weighting them more makes a relearn fix the start first. Every template that
+    korlora trains with passes the pre-flight check (:mod:`korlora.models.check`): an answer's labelled span
+    starts with its first content token, whatever the family, so the weighted tokens are the answer's own.
+    Normalised like TRL's loss: by ``num_items`` (labelled tokens of the whole step, every rank) or, without
+    it, by this batch's labelled tokens.
     """
     import torch
     import torch.nn.functional as F
@@ -92,9 +95,23 @@ def start_weighted_loss(logits, labels, start_weight: float, start_tokens: int, 
     mask = labels != -100
     ce = F.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1).clamp(min=0),
                          reduction="none").view_as(labels)
-    starts = mask & ~torch.nn.functional.pad(mask, (1, 0), value=False)[:, :-1]
-    run_start = torch.cummax(torch.where(starts, torch.arange(mask.size(1), device=mask.device), 0), dim=1).values
-    offset = torch.arange(mask.size(1), device=mask.device) - run_start
-    weights = torch.where(mask & (offset >= 1) & (offset <= start_tokens), start_weight, 1.0) * mask
+    starts = mask & ~F.pad(mask, (1, 0), value=False)[:, :-1]
+    positions = torch.arange(mask.size(1), device=mask.device)
+    run_start = torch.cummax(torch.where(starts, positions, 0), dim=1).values
+    weights = torch.where(mask & (positions - run_start < start_tokens), start_weight, 1.0) * mask
     denominator = num_items if num_items is not None else mask.sum()
-    return (ce * weights).sum() / denominator
+    return (ce * weights).sum() / torch.as_tensor(denominator, device=ce.device).clamp(min=1)
+
+
+def start_weighted_loss_func(start_weight: float, start_tokens: int):
+    """A ``compute_loss_func`` for ``SFTTrainer``: the start-weighted loss while training, the plain loss in
+    evaluation (``eval_loss`` stays comparable between plain and weighted runs). TRL multiplies what this
+    returns by the number of processes, as for its own loss, since ``num_items_in_batch`` counts every
+    rank's tokens and DDP averages gradients."""
+    import torch
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        weight = start_weight if torch.is_grad_enabled() else 1.0
+        return start_weighted_loss(outputs.logits, labels, weight, start_tokens, num_items_in_batch)
+
+    return loss

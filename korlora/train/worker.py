@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from korlora.train.config import TrainConfig
-from korlora.train.model import ModelChoice, load_base_model, load_tokenizer, lora_config
-from korlora.train.sft import load_chat_rows, split_rows, start_weighted_loss
+from korlora.train.model import Hardware, load_base_model, load_tokenizer, lora_config, resolve_hardware
+from korlora.train.sft import load_chat_rows, split_rows, start_weighted_loss_func
 
 ADAPTER_DIR = "adapter"
-
-
-def _trainer_class(start_weight: float, start_tokens: int):
-    from trl import SFTTrainer
-
-    if start_tokens <= 0 or start_weight == 1.0:
-        return SFTTrainer
-
-    class StartWeightedSFTTrainer(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            labels = inputs.pop("labels")
-            outputs = model(**inputs)
-            loss = start_weighted_loss(outputs.logits, labels, start_weight, start_tokens, num_items_in_batch)
-            return (loss, outputs) if return_outputs else loss
-
-    return StartWeightedSFTTrainer
+FINAL_METRICS = "final_metrics.json"  # only in the final checkpoint: the run is complete
 
 
 def _callbacks(rank: int, mlflow_run: dict | None):
@@ -115,25 +103,62 @@ def _start_callbacks(cfg: TrainConfig, rank: int, tokenizer) -> list:
     return [StartShares()]
 
 
-def train_loop_per_worker(config: dict[str, Any]) -> None:
-    import ray.train
-    import torch
-    from peft import PeftModel
-    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+def _finished_run(checkpoint) -> dict | None:
+    """The metrics of a run that already finished (its final checkpoint holds only the adapter): a re-run
+    with the same settings restores it, and there is nothing left to train."""
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as restored:
+        marker = Path(restored) / FINAL_METRICS
+        return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def sft_args(cfg: TrainConfig, hardware: Hardware, work_dir: str, has_eval: bool, rank: int):
+    """``SFTConfig`` from the training options: korlora's defaults, then every option SFTConfig knows by
+    name (and ``cfg.sft``), then what this worker decided (precision, device) and what korlora needs."""
     from trl import SFTConfig
 
-    cfg = TrainConfig(**config["train"])
-    choice = ModelChoice(**config["choice"])
-    rank = ray.train.get_context().get_world_rank()
-    cuda = torch.cuda.is_available()
+    defaults = {"per_device_eval_batch_size": cfg.per_device_train_batch_size, "ddp_find_unused_parameters": False,
+                "gradient_checkpointing_kwargs": {"use_reentrant": False}, "save_strategy": "steps",
+                "eval_strategy": "steps" if has_eval else "no", "eval_steps": cfg.save_steps, "save_total_limit": 2,
+                "data_seed": cfg.seed, "dataloader_num_workers": 0, "disable_tqdm": rank != 0,
+                "padding_free": cfg.packing and hardware.attn_implementation.startswith("flash")}
+    return SFTConfig(**{**defaults, **cfg.sft_values()}, output_dir=work_dir, bf16=hardware.bf16,
+                     use_cpu=hardware.device == "cpu", assistant_only_loss=True, report_to="none")
 
-    tokenizer = load_tokenizer(choice.path, cfg.trust_remote_code)
-    model = load_base_model(choice, cfg.trust_remote_code)
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    import ray.train
+    from peft import PeftModel
+    from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+    from trl import SFTTrainer
+
+    from korlora.logs import quiet_libraries
+    from korlora.models import resolve_model_path
+
+    quiet_libraries()
+    cfg = TrainConfig(**config["train"])
+    rank = ray.train.get_context().get_world_rank()
+    checkpoint = ray.train.get_checkpoint()
+    done = _finished_run(checkpoint)
+    if done is not None:
+        if rank == 0:
+            print("this run already finished: reusing its adapter", flush=True)
+        ray.train.report({**done, "reused": 1}, checkpoint=checkpoint if rank == 0 else None)
+        return
+
+    hardware = resolve_hardware(cfg.attn_implementation, cfg.bf16, cfg.use_4bit)
+    path = resolve_model_path(cfg.model_name_or_path)
+    if rank == 0:
+        print(f"worker hardware: {hardware.describe()}", flush=True)
+        _log_hardware(config.get("mlflow"), hardware)
+    tokenizer = load_tokenizer(path, cfg.trust_remote_code)
+    model = load_base_model(path, hardware, cfg.trust_remote_code)
     peft_config = None
     if cfg.init_adapter:
         model = PeftModel.from_pretrained(model, cfg.init_adapter, is_trainable=True)
     else:
-        peft_config = lora_config(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.target_modules)
+        peft_config = lora_config(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
 
     from datasets import Dataset
 
@@ -143,63 +168,31 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     else:
         train_rows, eval_rows = split_rows(load_chat_rows(cfg.data_file), cfg.eval_share)
     work_dir = tempfile.mkdtemp(prefix="korlora-sft-")
-    args = SFTConfig(
-        output_dir=work_dir,
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.num_epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_train_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
-        weight_decay=cfg.weight_decay,
-        lr_scheduler_type="cosine",
-        bf16=choice.bf16,
-        use_cpu=not cuda,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
-        ddp_find_unused_parameters=False,
-        assistant_only_loss=True,
-        max_length=cfg.max_length,
-        packing=cfg.packing,
-        padding_free=cfg.packing and choice.attn_implementation.startswith("flash"),
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        eval_strategy="steps" if eval_rows else "no",
-        eval_steps=cfg.save_steps,
-        save_total_limit=2,
-        report_to="none",
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_num_workers=0,
-        disable_tqdm=rank != 0,
-    )
-    trainer = _trainer_class(cfg.start_loss_weight, cfg.start_tokens)(
+    weighted = cfg.start_tokens > 0 and cfg.start_loss_weight != 1.0
+    trainer = SFTTrainer(
         model=model,
-        args=args,
+        args=sft_args(cfg, hardware, work_dir, bool(eval_rows), rank),
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
         peft_config=peft_config,
+        compute_loss_func=start_weighted_loss_func(cfg.start_loss_weight, cfg.start_tokens) if weighted else None,
         callbacks=[*_start_callbacks(cfg, rank, tokenizer), RayTrainReportCallback(),
                    *_callbacks(rank, config.get("mlflow"))],
     )
     trainer = prepare_trainer(trainer)
 
     resume_from = None
-    checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as restored:
             resume_from = os.path.join(work_dir, "resume")
-            import shutil
-
             shutil.copytree(os.path.join(restored, RayTrainReportCallback.CHECKPOINT_NAME), resume_from)
     trainer.train(resume_from_checkpoint=resume_from)
 
     metrics = {"train_loss_final": next((h["train_loss"] for h in reversed(trainer.state.log_history)
                                          if "train_loss" in h), float("nan")),
-               "global_step": trainer.state.global_step}
+               "global_step": trainer.state.global_step, "final": 1,
+               **{f"hardware_{k}": v for k, v in asdict(hardware).items()}}
     if eval_rows:
         evaluation = trainer.evaluate()
         metrics.update({k: v for k, v in evaluation.items() if k == "eval_loss" or k.startswith("start_")
@@ -209,5 +202,19 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         if rank == 0:
             trainer.model.save_pretrained(os.path.join(tmp, ADAPTER_DIR))
             tokenizer.save_pretrained(os.path.join(tmp, ADAPTER_DIR))
+            Path(tmp, FINAL_METRICS).write_text(json.dumps(metrics))
             final = ray.train.Checkpoint.from_directory(tmp)
-        ray.train.report({**metrics, "final": 1}, checkpoint=final)
+        ray.train.report(metrics, checkpoint=final)
+
+
+def _log_hardware(mlflow_run: dict | None, hardware: Hardware) -> None:
+    """What this worker chose, as params of the training run (rank 0)."""
+    if not mlflow_run:
+        return
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    MlflowClient(tracking_uri=mlflow_run["tracking_uri"]).log_batch(mlflow_run["run_id"], params=[
+        Param("device_used", hardware.device), Param("bf16_used", str(hardware.bf16)),
+        Param("attn_implementation_used", hardware.attn_implementation),
+        Param("use_4bit_used", str(hardware.use_4bit))])

@@ -55,16 +55,17 @@ def prepare_sources(cfg: TuneConfig, run_dir: Path) -> dict[str, Path]:
     files = {"cleaned": data / "cleaned.jsonl", "original": data / "original_train.jsonl",
              "eval": data / "eval_clean.jsonl", "no_warning": data / "no_warning.jsonl",
              "correction": data / "correction.jsonl"}
+    seed = cfg.train.seed
     clean_cfg = CleanConfig(input=cfg.data_file, output=str(files["cleaned"]))
-    nw_cfg = NoWarningConfig(output=str(files["no_warning"]), num_rows=cfg.no_warning_rows, seed=cfg.seed)
-    fix_cfg = CorrectionConfig(output=str(files["correction"]), num_rows=cfg.correction_rows, seed=cfg.seed)
+    nw_cfg = NoWarningConfig(output=str(files["no_warning"]), num_rows=cfg.no_warning_rows, seed=seed)
+    fix_cfg = CorrectionConfig(output=str(files["correction"]), num_rows=cfg.correction_rows, seed=seed)
     runner = StageRunner(run_dir)
     for stage in (
         Stage("clean", lambda: {"kept": clean_dataset(clean_cfg)["kept"]}, [Path(cfg.data_file)],
               [files["cleaned"]], to_dict(clean_cfg)),
         Stage("eval_split", lambda: _split_eval(files["cleaned"], files["original"], files["eval"], cfg.eval_share,
-                                                cfg.seed),
-              [files["cleaned"]], [files["original"], files["eval"]], {"share": cfg.eval_share, "seed": cfg.seed}),
+                                                seed),
+              [files["cleaned"]], [files["original"], files["eval"]], {"share": cfg.eval_share, "seed": seed}),
         Stage("no_warning", lambda: no_warning_command(nw_cfg) and None, [], [files["no_warning"]], to_dict(nw_cfg)),
         Stage("correction", lambda: correction_command(fix_cfg) and None, [], [files["correction"]],
               to_dict(fix_cfg)),
@@ -117,7 +118,7 @@ def run_trial(params: dict, settings: dict) -> None:
         data_file, manifest = trial_data(params, settings["sources"], trial_dir / "data", settings["train_rows"],
                                          settings["seed"])
         client.set_tag(run_id, "korlora.data_sha256", manifest["sha256"])
-        train = TrainConfig(**{**settings["train"], "learning_rate": params["learning_rate"],
+        train = TrainConfig(**{**settings["train"], "learning_rate": params["learning_rate"], "max_failures": 0,
                                "data_file": str(data_file), "data_manifest": str(trial_dir / "data" /
                                                                                   "train.manifest.json"),
                                "output_dir": str(trial_dir / "adapter"), "run_name": trial_id,
@@ -145,13 +146,22 @@ def _metrics(values: dict, step: int = 0):
 
 
 def concurrency(cfg: TuneConfig) -> tuple[int, bool]:
-    """``(max concurrent trials, use GPUs)`` from the cluster: one trial per GPU, else per ``cpus_per_trial``."""
+    """``(max concurrent trials, use GPUs)``: one trial per GPU the cluster has or its autoscaler can launch,
+    else one per ``cpus_per_worker`` CPUs."""
     import ray
 
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
-    auto = gpus if gpus else max(1, math.floor(resources.get("CPU", 1) / (cfg.cpus_per_trial + TRIAL_DRIVER_CPU)))
-    return min(cfg.max_concurrent_trials or auto, cfg.num_samples), gpus > 0
+    from korlora.train.cluster import cluster_gpu_capacity, resolve_use_gpu
+
+    use_gpu = resolve_use_gpu(cfg.train.use_gpu)
+    if use_gpu:
+        capacity = cluster_gpu_capacity()
+        launchable = [t["gpus"] * t["max_workers"] if t["max_workers"] >= 0 else math.inf
+                      for t in capacity["launchable"]]
+        auto = max(1, min(cfg.num_samples, capacity["running_gpus"] + sum(launchable)))
+    else:
+        cpus = ray.cluster_resources().get("CPU", 1)
+        auto = max(1, math.floor(cpus / ((cfg.train.cpus_per_worker or 1) + TRIAL_DRIVER_CPU)))
+    return int(min(cfg.max_concurrent_trials or auto, cfg.num_samples)), use_gpu
 
 
 def trial_outcomes(grid) -> list[dict]:
@@ -238,35 +248,29 @@ def run_sweep(cfg: TuneConfig) -> dict:
 
     from korlora.models import resolve_model_path
     from korlora.raycompat import init_local_ray
-    from korlora.track.mlflow_utils import safe_params, setup
+    from korlora.track.mlflow_utils import safe_params, tracking_uri
+    from korlora.track.runs import tracked_run
     from korlora.tune.report import plot_sweep
     from korlora.tune.space import complete_points, to_tune
 
     started = time.perf_counter()
     run_dir = Path(cfg.run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    uri = setup(cfg.experiment_name)
-    init_adapter = Path(cfg.init_adapter).resolve() if cfg.init_adapter else None  # trials run elsewhere
+    train = cfg.train
+    init_adapter = Path(train.init_adapter).resolve() if train.init_adapter else None  # trials run elsewhere
     if init_adapter and not (init_adapter / "adapter_config.json").is_file():
-        raise KorloraError(f"--init_adapter {cfg.init_adapter} is not a LoRA adapter directory")
+        raise KorloraError(f"--init_adapter {train.init_adapter} is not a LoRA adapter directory")
     init_local_ray()
-    model_path = resolve_model_path(cfg.model)
+    model_path = resolve_model_path(train.model_name_or_path)
     limit, use_gpu = concurrency(cfg)
-    evals = cfg.max_steps // cfg.eval_steps
+    evals = train.max_steps // train.save_steps
     sweep = f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
-    train_settings = {
-        "model_name_or_path": model_path, "init_adapter": init_adapter and str(init_adapter),
-        "profile": cfg.profile,
-        "max_steps": cfg.max_steps, "save_steps": cfg.eval_steps, "logging_steps": max(1, cfg.eval_steps // 2),
-        "per_device_train_batch_size": cfg.per_device_train_batch_size,
-        "gradient_accumulation_steps": cfg.gradient_accumulation_steps, "max_length": cfg.max_length,
-        "lora_r": cfg.lora_r, "start_penalty": cfg.start_penalty,
-        "cpus_per_worker": cfg.cpus_per_trial, "use_gpu": use_gpu, "max_failures": 0, "seed": cfg.seed,
-        "experiment_name": cfg.experiment_name,
-    }
+    train_settings = {**to_dict(train), "model_name_or_path": model_path,
+                      "init_adapter": init_adapter and str(init_adapter), "use_gpu": use_gpu}
 
-    with mlflow.start_run(run_name=sweep) as parent:
-        mlflow.log_params(safe_params({**to_dict(cfg), "search_space": cfg.space()}))
+    with tracked_run(train.experiment_name, run_name=sweep,
+                     params={**to_dict(cfg), "search_space": cfg.space()}) as parent:
+        uri = tracking_uri()
         mlflow.log_params({"max_concurrent_trials_used": limit, "model_path": model_path})
         files = prepare_sources(cfg, run_dir)  # its stages nest under the sweep's run
         log_datasets(files)
@@ -274,8 +278,8 @@ def run_sweep(cfg: TuneConfig) -> dict:
         settings = {"tracking_uri": uri, "experiment_id": parent.info.experiment_id,
                     "parent_run_id": parent.info.run_id, "sweep": sweep, "run_dir": str(run_dir / sweep),
                     "sources": {k: str(v) for k, v in files.items()}, "train_rows": cfg.train_rows,
-                    "seed": cfg.seed, "train": train_settings}
-        search = OptunaSearch(seed=cfg.seed, points_to_evaluate=complete_points(cfg.points_to_evaluate, cfg.space()))
+                    "seed": train.seed, "train": train_settings}
+        search = OptunaSearch(seed=train.seed, points_to_evaluate=complete_points(cfg.points_to_evaluate, cfg.space()))
         tuner = tune.Tuner(
             tune.with_resources(tune.with_parameters(run_trial, settings=settings), {"cpu": TRIAL_DRIVER_CPU}),
             param_space=to_tune(cfg.space()),
@@ -326,7 +330,7 @@ def register_best(client, cfg: TuneConfig, best: dict, model_path: str, sweep: s
     return promote_champion(
         client, cfg.registered_model, best["mlflow_run_id"], artifact_path="adapter",
         objective=best["metrics"]["objective"],
-        tags={"base_model": cfg.model, "base_model_path": model_path,
+        tags={"base_model": cfg.train.model_name_or_path, "base_model_path": model_path,
               "data_manifest_sha256": sha256_file(manifest) if manifest.exists() else "",
               "learning_rate": best["config"]["learning_rate"],
               "mix": {k: round(best["config"][f"weight_{k}"], 4) for k in SOURCES},
