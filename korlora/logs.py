@@ -40,6 +40,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     handler = logging.FileHandler(log_file(), encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     handler.setLevel(logging.INFO)
@@ -61,3 +62,7 @@ def quiet_libraries() -> None:
         sys.modules["datasets"].utils.logging.set_verbosity_error()
     if "transformers" in sys.modules:
         sys.modules["transformers"].utils.logging.set_verbosity_error()
+        sys.modules["transformers"].utils.logging.disable_progress_bar()  # "Loading weights" bars
+    context = sys.modules.get("ray.train.v2._internal.execution.context")
+    if context is not None:  # a Train worker logs every report (metrics and checkpoint path) at INFO
+        logging.getLogger(context.__file__).setLevel(logging.WARNING)

@@ -19,7 +19,7 @@ def init_local_ray(num_cpus: int | None = None) -> None:
     # quiet workers: no Python warnings from library import time on the terminal
     env_vars.setdefault("PYTHONWARNINGS", os.environ.get("PYTHONWARNINGS", "default" if verbose() else "ignore"))
     runtime_env = {"env_vars": env_vars}
-    level = logging.INFO if verbose() else logging.WARNING
+    level = logging.INFO if verbose() else logging.ERROR  # e.g. the token-auth notice of every ray.init
     if os.environ.get("RAY_ADDRESS"):  # a job's driver: the job's runtime env already applies
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, logging_level=level)
     else:

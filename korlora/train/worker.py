@@ -136,7 +136,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     from korlora.logs import quiet_libraries
     from korlora.models import resolve_model_path
 
-    quiet_libraries()
+    quiet_libraries()  # after the imports above, so that it reaches the loggers they made
     cfg = TrainConfig(**config["train"])
     rank = ray.train.get_context().get_world_rank()
     checkpoint = ray.train.get_checkpoint()
