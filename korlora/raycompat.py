@@ -32,6 +32,10 @@ def configure_data_context(min_blocks: int = 1) -> None:
     """Ray Data defaults aim at big clusters (200 blocks per read/shuffle); scale them down."""
     from ray.data import DataContext
 
+    from korlora.logs import verbose
+
+    if not verbose():  # its INFO lines ("Starting execution of Dataset …"); the progress bars stay
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     ctx = DataContext.get_current()
     ctx.read_op_min_num_blocks = min_blocks
     ctx.enable_progress_bars = True

@@ -12,12 +12,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from korlora.logs import verbose
 from korlora.train.config import TrainConfig
 from korlora.train.model import Hardware, load_base_model, load_tokenizer, lora_config, resolve_hardware
 from korlora.train.sft import load_chat_rows, split_rows, start_weighted_loss_func
 
 ADAPTER_DIR = "adapter"
 FINAL_METRICS = "final_metrics.json"  # only in the final checkpoint: the run is complete
+STEP_LINE_KEYS = ("loss", "eval_loss", "objective", "start_disclaimer_share", "learning_rate", "train_loss")
 
 
 def _callbacks(rank: int, mlflow_run: dict | None):
@@ -57,7 +59,19 @@ def _callbacks(rank: int, mlflow_run: dict | None):
                 Path(self.marker).write_text(str(state.global_step))
                 os.kill(os.getpid(), signal.SIGKILL)
 
+    class StepLines(TrainerCallback):
+        """One line per logging step on rank 0 (quiet mode's progress, instead of tqdm bars and dicts)."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            shown = {k: v for k, v in (logs or {}).items() if k in STEP_LINE_KEYS and isinstance(v, (int, float))}
+            if shown:
+                total = f"/{state.max_steps}" if state.max_steps > 0 else ""
+                values = " · ".join(f"{k} {v:.4g}" for k, v in shown.items())
+                print(f"step {state.global_step}{total} · {values}", flush=True)
+
     callbacks = []
+    if rank == 0 and not verbose():
+        callbacks.append(StepLines())
     if rank == 0 and mlflow_run:
         callbacks.append(MLflowStepMetrics())
     kill_at = os.environ.get("KORLORA_TEST_KILL_AT_STEP")
@@ -121,7 +135,7 @@ def sft_args(cfg: TrainConfig, hardware: Hardware, work_dir: str, has_eval: bool
     defaults = {"per_device_eval_batch_size": cfg.per_device_train_batch_size, "ddp_find_unused_parameters": False,
                 "gradient_checkpointing_kwargs": {"use_reentrant": False}, "save_strategy": "steps",
                 "eval_strategy": "steps" if has_eval else "no", "eval_steps": cfg.save_steps, "save_total_limit": 2,
-                "data_seed": cfg.seed, "dataloader_num_workers": 0, "disable_tqdm": rank != 0,
+                "data_seed": cfg.seed, "dataloader_num_workers": 0, "disable_tqdm": rank != 0 or not verbose(),
                 "padding_free": cfg.packing and hardware.attn_implementation.startswith("flash")}
     return SFTConfig(**{**defaults, **cfg.sft_values()}, output_dir=work_dir, bf16=hardware.bf16,
                      use_cpu=hardware.device == "cpu", assistant_only_loss=True, report_to="none")
@@ -181,6 +195,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                    *_callbacks(rank, config.get("mlflow"))],
     )
     trainer = prepare_trainer(trainer)
+    if not verbose():  # StepLines prints the progress; the printer would repeat every log as a dict
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
 
     resume_from = None
     if checkpoint:
