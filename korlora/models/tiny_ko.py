@@ -25,7 +25,7 @@ from korlora.models.config import ModelBuildConfig
 RECIPE_VERSION = "1"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-CHAT_TEMPLATE = (Path(__file__).parent / "chat_template.jinja").read_text(encoding="utf-8")
+CHAT_TEMPLATE = (Path(__file__).parent / "templates" / "chatml.jinja").read_text(encoding="utf-8")
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -217,8 +217,17 @@ def count_parameters(model) -> int:
 
 
 def build_command(cfg: ModelBuildConfig) -> int:
-    path = build_tiny_ko(cfg)
+    """``korlora model build NAME``: build tiny-ko or a real model into the cache and print its directory."""
+    if cfg.name == "tiny-ko":
+        path = build_tiny_ko(cfg)
+    else:
+        from korlora.models.real import build_real_model
+
+        path = build_real_model(cfg.name, cfg.cache_dir, cfg.force)
     info = json.loads((path / "korlora.json").read_text(encoding="utf-8"))
     print(path)
-    print(f"parameters: {info['parameters']:,}")
+    if "parameters" in info:
+        print(f"parameters: {info['parameters']:,}")
+    if "license" in info:
+        print(f"license: {info['license']}")
     return 0

@@ -154,10 +154,7 @@ def concurrency(cfg: TuneConfig) -> tuple[int, bool]:
 
     use_gpu = resolve_use_gpu(cfg.train.use_gpu)
     if use_gpu:
-        capacity = cluster_gpu_capacity()
-        launchable = [t["gpus"] * t["max_workers"] if t["max_workers"] >= 0 else math.inf
-                      for t in capacity["launchable"]]
-        auto = max(1, min(cfg.num_samples, capacity["running_gpus"] + sum(launchable)))
+        auto = max(1, min(cfg.num_samples, cluster_gpu_capacity()["max_gpus"]))
     else:
         cpus = ray.cluster_resources().get("CPU", 1)
         auto = max(1, math.floor(cpus / ((cfg.train.cpus_per_worker or 1) + TRIAL_DRIVER_CPU)))
