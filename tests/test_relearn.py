@@ -113,7 +113,8 @@ def test_ray_job_submit_with_token_auth(tmp_path, tiny_ko, legacy_file):
     try:
         config = tmp_path / "relearn.yaml"
         values = small_values(tmp_path, legacy_file, run_dir=str(tmp_path / "job-run"))
-        train_keys = {f.name for f in dataclasses.fields(TrainConfig)}
+        own = {f.name for f in dataclasses.fields(RelearnConfig)}
+        train_keys = {f.name for f in dataclasses.fields(TrainConfig)} - own
         nested = {k: v for k, v in values.items() if k not in train_keys}  # relearn's YAML: train: nested
         nested["train"] = {k: v for k, v in values.items() if k in train_keys}
         config.write_text(yaml.safe_dump(nested), encoding="utf-8")
