@@ -26,17 +26,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from test_train import write_data
 
 from korlora.errors import KorloraError
 from korlora.train import cluster as cluster_module
 from korlora.train.cluster import cluster_gpu_capacity, require_gpu_capacity, resolve_use_gpu
 
-QA = [
-    ("오늘 날씨 어때요?", "오늘은 맑고 따뜻해요. 산책하기 좋은 날이에요."),
-    ("점심 뭐 먹을까요?", "김치찌개 어때요? 따뜻한 국물이 속을 편하게 해 줘요."),
-    ("주말에 뭐 하면 좋을까요?", "가까운 공원에서 자전거를 타 보세요. 기분 전환이 될 거예요."),
-    ("책 추천해 주세요.", "짧은 소설집부터 읽어 보세요. 한 편씩 끊어 읽기 좋아요."),
-]
 GPU_NODE_TYPE = "gpu_worker"
 
 
@@ -208,16 +203,6 @@ def test_plain_local_cluster_has_no_gpu_capacity(caplog, fresh_ray):
         require_gpu_capacity("--use_4bit")
 
 
-def _write_chat(path: Path, n: int = 96) -> Path:
-    with open(path, "w", encoding="utf-8") as f:
-        for i in range(n):
-            q, a = QA[i % len(QA)]
-            f.write(json.dumps({"id": f"r{i}", "messages": [{"role": "user", "content": f"{q} ({i})"},
-                                                            {"role": "assistant", "content": a}]},
-                               ensure_ascii=False) + "\n")
-    return path
-
-
 def _checkpoint_steps(run_dir: Path, registered_only: bool = False) -> dict[str, int]:
     """Ray Train checkpoint directory -> the step of the HF checkpoint inside it (complete ones only). With
     ``registered_only``, only those the Train controller has registered (its snapshot file lists them): a
@@ -299,7 +284,7 @@ def test_two_nodes_lose_one_and_finish_from_the_last_checkpoint(tmp_path, tiny_k
         env = {k: os.environ[k] for k in ("KORLORA_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
                                           "TOKENIZERS_PARALLELISM") if k in os.environ}
         ray.init(address=cluster.address, runtime_env={"env_vars": env})
-        data = _write_chat(tmp_path / "data.jsonl")
+        data = write_data(tmp_path / "data.jsonl", n=96)
         storage = tmp_path / "ray_results"  # one directory that both nodes see: the shared storage
 
         def config(name: str) -> TrainConfig:

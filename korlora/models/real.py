@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from korlora.errors import KorloraError
+from korlora.io import sha256_file
 
 RECIPE_VERSION = "1"
 EXTRA_HINT = "pip install 'korlora[real-models]'"
@@ -93,14 +94,6 @@ def _require(module: str, name: str) -> None:
     if not found:
         raise KorloraError(f"the model {name!r} needs the Python package {module!r}, which is not installed: "
                            f"{EXTRA_HINT}")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verified(path: Path, spec: RealModel) -> Path:
