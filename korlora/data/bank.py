@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,24 @@ class BankItem:
     followup_question: str
     followup_answer: str
     dialect: str | None = None
+    # The day the item's time-sensitive facts (rates, laws, agency names, …) were last checked; None for
+    # items that do not date.
+    as_of: dt.date | None = None
+
+    def is_stale(self, today: dt.date, max_age_days: int) -> bool:
+        """True if the item's facts were checked more than ``max_age_days`` before ``today``."""
+        return self.as_of is not None and (today - self.as_of).days > max_age_days
+
+
+def parse_date(value, where: str) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise KorloraError(f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _item(category: str, raw: dict, path: Path) -> BankItem:
@@ -53,6 +72,7 @@ def _item(category: str, raw: dict, path: Path) -> BankItem:
             id=raw["id"], category=category, level=raw["level"], question=raw["question"].strip(),
             answer=raw["answer"].strip(), followup_question=followup["question"].strip(),
             followup_answer=followup["answer"].strip(), dialect=raw.get("dialect"),
+            as_of=parse_date(raw["as_of"], f"{where}: as_of") if raw.get("as_of") is not None else None,
         )
     except (KeyError, TypeError, AttributeError) as e:
         raise KorloraError(f"{where}: missing or malformed field {e}") from None
@@ -82,6 +102,12 @@ def load_bank(bank_dir: str | None = None) -> dict[str, tuple[BankItem, ...]]:
     if not bank:
         raise KorloraError(f"the content bank in {directory} is empty")
     return bank
+
+
+def fresh_bank(today: dt.date, max_age_days: int, bank_dir: str | None = None) -> dict[str, tuple[BankItem, ...]]:
+    """The bank without items whose facts are stale on ``today`` (see :meth:`BankItem.is_stale`)."""
+    return {category: tuple(i for i in items if not i.is_stale(today, max_age_days))
+            for category, items in load_bank(bank_dir).items()}
 
 
 @functools.cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from korlora.data.bank import fresh_bank, load_bank
 from korlora.data.compose import plan_dialogues
 from korlora.data.config import BuildConfig
 from korlora.data.parallel import render_specs
@@ -13,7 +14,13 @@ SOURCE = "korlora-bank"
 
 
 def build_dialogues(cfg: BuildConfig) -> list[dict]:
-    specs = plan_dialogues(cfg.num_rows, cfg.seed, source=SOURCE, followup_share=cfg.followup_share)
+    bank = None
+    if cfg.as_of_date is not None:
+        bank = fresh_bank(cfg.as_of_date, cfg.max_fact_age_days)
+        left_out = sum(len(items) for items in load_bank().values()) - sum(len(items) for items in bank.values())
+        print(f"as of {cfg.as_of_date}: left out {left_out} bank items with facts older than "
+              f"{cfg.max_fact_age_days} days")
+    specs = plan_dialogues(cfg.num_rows, cfg.seed, source=SOURCE, followup_share=cfg.followup_share, bank=bank)
     rows, _ = render_specs(specs, "korlora.data.compose:render_dialogue", cfg.num_blocks)
     return rows
 

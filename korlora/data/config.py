@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from korlora.schema import DEFAULT_MAX_CHARS
@@ -31,12 +32,28 @@ class BuildConfig:
     followup_share: float = field(default=0.3, metadata={"help": "share of bank items used with their follow-up turn"})
     num_blocks: int | None = field(default=None, metadata={"help": "Ray Data blocks (default: by size)"})
     report: bool = field(default=True, metadata={"help": "write <output>.report.json and .png"})
+    as_of: str | None = field(default=None, metadata={
+        "help": "build date YYYY-MM-DD: leave out bank items whose time-sensitive facts (their own as_of date) "
+                "were checked more than --max_fact_age_days before it; items without as_of never go stale "
+                "(default: keep every item)"})
+    max_fact_age_days: int = field(default=365, metadata={"help": "with --as_of: the oldest fact check kept, in days"})
 
     def __post_init__(self) -> None:
         if self.num_rows < 12:
             raise ValueError("--num_rows must be at least 12 (one per category)")
         if not 0 <= self.followup_share <= 1:
             raise ValueError("--followup_share must be between 0 and 1")
+        if self.max_fact_age_days < 0:
+            raise ValueError("--max_fact_age_days must not be negative")
+        if self.as_of is not None:
+            try:
+                dt.date.fromisoformat(str(self.as_of))
+            except ValueError:
+                raise ValueError(f"--as_of must be a date YYYY-MM-DD, not {self.as_of!r}") from None
+
+    @property
+    def as_of_date(self) -> dt.date | None:
+        return None if self.as_of is None else dt.date.fromisoformat(str(self.as_of))
 
 
 @dataclass
