@@ -63,6 +63,34 @@ KEEP = {
     "jeolla_dialect_banmal": chat(
         "전라도 사투리로 친구한테 밥 먹자고 해 봐.",
         "야, 밥 묵었냐? 안 묵었으면 같이 가불자. 내가 맛있는 데 알고 있당께.", category="dialect"),
+    "haeyo_with_plain_numbered_list": chat(
+        "미역국 끓이는 순서 알려 주세요.",
+        "순서대로 하면 어렵지 않아요.\n\n1. 미역을 물에 불린다\n2. 참기름에 소고기와 미역을 볶는다\n"
+        "3. 물을 붓고 20분 끓인다\n\n간은 국간장으로 맞추면 돼요.", category="daily"),
+    "hapsyo_and_haeyo": chat(
+        "환불은 어떻게 받아요?",
+        "환불은 구매 후 7일 안에 신청하시면 됩니다. 영수증을 같이 보내 주세요. 확인되면 3일 안에 입금해 드립니다.",
+        category="daily"),
+    "quoted_banmal_in_haeyo": chat(
+        "친구한테 사과할 때 뭐라고 해요?",
+        "짧고 솔직하게 말하는 게 좋아요. 예를 들어 \"어제는 내가 말이 심했어. 미안해.\"라고 하면 돼요.",
+        category="daily"),
+    "requested_haera_summary_with_polite_intro": chat(
+        "이 보도자료를 해라체로 세 줄 요약해 주세요.\n\n(본문)",
+        "요약해 드릴게요.\n\n시는 내년부터 공영주차장 요금을 20% 내린다. 대상은 도심 12곳이다. "
+        "줄어든 수입은 주차 단속 강화로 메운다.\n\n더 줄여 드릴까요?", category="news"),
+    "requested_diary_in_banmal": chat(
+        "여행 간 날의 일기를 반말로 써 주세요.",
+        "이렇게 써 봤어요.\n\n오늘 드디어 제주에 왔다. 바다가 생각보다 훨씬 파랬어. 내일은 한라산에 갈 거야.\n\n"
+        "마음에 드시면 좋겠어요.", category="writing"),
+    "latex_heavy_korean": chat(
+        "등비수열 합 공식 알려 주세요.",
+        "첫째항이 $a$, 공비가 $r$이면 합은 다음과 같아요.\n\n\\[ S_n = \\frac{a(1 - r^n)}{1 - r} \\quad (r \\neq 1) \\]\n\n"
+        "\\(|r| < 1\\)이면 \\( S_\\infty = \\frac{a}{1 - r} \\)로 수렴합니다.", category="it"),
+    "html_heavy_korean": chat(
+        "가게 휴무 공지를 HTML로 만들어 주세요.",
+        "<div class=\"notice\">\n  <h2>임시 휴무 안내</h2>\n  <p>3월 2일은 내부 공사로 쉽니다.</p>\n"
+        "  <p>이용에 불편을 드려 죄송합니다.</p>\n</div>", category="it"),
 }
 
 
@@ -86,13 +114,19 @@ DROP = {
                                 "좋은 질문이에요. This is a very common problem for new users. 먼저 설치부터 해요."),
     "mixed_speech_level": chat("이 약은 어떻게 먹어요?",
                                "이 약은 하루 세 번 식후에 드십시오. 그리고 물을 충분히 마셔. 잊지 말고 챙겨 먹어."),
+    "mixed_speech_level_imperative": chat("방이 너무 추워요.",
+                                          "보일러 온도를 조금 올려 보세요. 그리고 창문은 닫아. 그래도 추우면 내복을 입으세요."),
+    "non_korean_leading_space": chat("서버가 자꾸 죽어요.", " This is English: restart the server and read the logs."),
+    "non_korean_leading_blank_lines": chat("인사말 알려 줘", "\n\nHello! Here is a friendly greeting for you."),
 }
 
 
 @pytest.mark.parametrize("name", list(DROP))
 def test_each_reason_code(name):
     result = gate(DROP[name])
-    assert result["reasons"][:1] == [name.split("_japanese")[0].split("_sentence")[0]], result["details"]
+    expected = next(code for code in ("non_korean", "mixed_speech_level", "noise_start", "empty_content",
+                                      "invalid_schema", "invalid_json") if name.startswith(code))
+    assert result["reasons"][:1] == [expected], result["details"]
     assert result["row"] is None
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from korlora.clean.disclaimer import DISCLAIMER_FAMILY, ORDINARY_MENTIONS, disclaimer_spans, is_disclaimer
-from korlora.clean.korean import foreign_sentences, hangul_ratio, is_mixed, prose, speech_levels
+from korlora.clean.korean import (
+    foreign_sentences,
+    hangul_ratio,
+    is_mixed,
+    prose,
+    register_prose,
+    speech_levels,
+)
 from korlora.clean.noise import repair_start, start_category
 
 
@@ -53,6 +60,64 @@ def test_mixing_rules():
 def test_quoted_wrong_form_is_not_read_as_speech():
     answer = "'어떻해'는 틀린 표기입니다. '어떡해'가 맞아요. 예를 들어 \"이제 어떡해?\"처럼 씁니다."
     assert not is_mixed(speech_levels(answer))
+
+
+def register_levels(answer: str, question: str = ""):
+    return speech_levels(register_prose(answer, question))
+
+
+def test_plain_style_list_in_haeyo_answer_is_consistent():
+    answer = ("떡국은 이렇게 끓이면 돼요.\n\n1. 떡을 찬물에 30분 불린다\n2. 육수를 끓인다\n3. 떡을 넣고 5분 더 끓인다\n\n"
+              "마지막에 달걀지단을 올리면 더 맛있어요.")
+    assert not is_mixed(register_levels(answer))
+    assert "불린다" not in register_prose(answer)
+
+
+def test_headings_tables_and_labelled_fields_are_not_prose():
+    answer = ("## 준비물\n\n| 재료 | 양 |\n|---|---|\n| 밀가루 | 200g |\n\n풀이 방법: 재료를 섞는다\n\n"
+              "위 표대로 준비하시면 됩니다.")
+    assert register_prose(answer) == "위 표대로 준비하시면 됩니다."
+
+
+def test_hapsyo_and_haeyo_together_are_consistent():
+    answer = "신청서는 내일까지 내시면 됩니다. 서류가 빠지면 다시 연락드릴게요. 궁금한 점은 언제든 물어보세요."
+    assert not is_mixed(register_levels(answer))
+
+
+def test_quoted_banmal_sentence_in_haeyo_prose_is_consistent():
+    answer = "친구가 \"오늘 저녁에 같이 밥 먹자.\"라고 하면 '좋아, 몇 시에 볼까?'처럼 대답하면 돼요. 편하게 말하면 돼요."
+    assert not is_mixed(register_levels(answer))
+
+
+def test_displayed_example_after_an_introducer_is_not_prose():
+    answer = "맞춤법에 맞게 고치면 다음과 같습니다:\n\n우리는 어제 도서관에 갔다.\n\n'갔다'는 과거형이라 이렇게 씁니다."
+    assert not is_mixed(register_levels(answer))
+    reworked = "철수는 학교에 간다.\n\n'학교을'이 아니라 '학교에'가 맞아요."
+    assert not is_mixed(register_levels(reworked, "다음 문장을 고쳐 줘: 철수는 학교을 간다."))
+
+
+def test_banmal_imperative_between_polite_sentences_is_mixed():
+    answer = "휴대폰이 뜨거우면 먼저 밝기를 낮춰 보세요. 그리고 안 쓰는 앱은 다 꺼. 그래도 뜨거우면 잠시 쉬게 두세요."
+    levels = register_levels(answer)
+    assert levels["banmal"] == 1 and is_mixed(levels)
+
+
+def test_plain_prose_sentence_between_polite_sentences_is_mixed():
+    answer = "보험료는 매달 빠져나갑니다. 미납이 두 번이면 계약이 해지된다. 자동이체를 꼭 확인하세요."
+    assert is_mixed(register_levels(answer))
+
+
+def test_latex_code_and_html_are_not_foreign_prose():
+    latex = ("판별식은 $D = b^2 - 4ac$ 입니다.\n\n\\[ x = \\frac{-b \\pm \\sqrt{b^2 - 4ac}}{2a} \\]\n\n"
+             "\\( \\alpha + \\beta = -\\frac{b}{a} \\)이고 \\( \\alpha\\beta = \\frac{c}{a} \\)예요.")
+    html = ("<!DOCTYPE html>\n<html lang=\"ko\">\n<head><title>공지</title></head>\n<body>\n<h1>휴관 안내</h1>\n"
+            "<p>도서관은 월요일에 쉽니다.</p>\n<ul><li>열람실</li><li>자료실</li></ul>\n</body>\n</html>")
+    code = ("정렬은 이렇게 해요.\nscores = {\"a\": 3, \"b\": 1}\nranked = sorted(scores.items(), key=lambda kv: kv[1])\n"
+            "print(ranked)\n결과는 작은 값부터 나와요.")
+    for text in (latex, html, code):
+        assert hangul_ratio(text) > 0.9, text
+        assert foreign_sentences(text) == []
+    assert hangul_ratio("Since x = 2 and y = 3, the sum of these two numbers is 5.") == 0.0  # a sentence stays
 
 
 def test_dialect_endings_are_not_mixing():

@@ -34,9 +34,12 @@ from korlora.clean.noise import NOISE_CATEGORIES, repair_start, start_category
 from korlora.data.bank import WRITTEN_TEXT_CATEGORIES
 from korlora.schema import DEFAULT_MAX_CHARS, Reason
 
-# Requests whose answer is a piece of written text (besides the bank's written-text categories).
-_WRITTEN_REQUEST = re.compile(r"요약|간추려|줄여\s*(?:주|줘)|문체|말투로|바꿔\s*(?:주|줘|써)|고쳐\s*써|다듬어|윤문|"
-                              r"(?:글|문장|기사|보도자료|안내문|공지|편지|소개글|일기)[을를]?\s*(?:써|작성)")
+# Requests whose answer is a piece of written text (besides the bank's written-text categories): summaries,
+# rewrites, and composing a text of some kind (a letter, a diary, a poem, an exam problem, ...).
+_TEXT_KIND = (r"글|문장|문단|기사|보도자료|안내문|공지|편지|이메일|메일|소개글|자기소개서|일기|시|연|소설|동화|이야기|"
+              r"대본|가사|연설문|축사|광고|홍보|메시지|문구|개요|초안|보고서|리뷰|후기|문제|예문|답장")
+_WRITTEN_REQUEST = re.compile(r"요약|간추려|줄여\s*(?:주|줘)|문체|말투로|바꿔\s*(?:주|줘|써)|고쳐\s*써|다듬어|윤문|재작성|"
+                              rf"(?<![가-힣])(?:{_TEXT_KIND})[^.?!\n]{{0,30}}?(?:써|쓰|작성|지어|만들|출제)")
 _ZERO_WIDTH = re.compile("[\u200b\u2060\ufeff]")
 _HSPACE = re.compile(r"(?<=\S)[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _FENCE_SPLIT = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z))", re.S)
@@ -105,6 +108,12 @@ def _fail(result: dict, reason: Reason, detail: str) -> None:
     result["details"].append(detail)
 
 
+def _is_foreign(text: str, opts: GateOptions) -> bool:
+    """Prose letters that are mostly not Hangul (the purity gate then says ``non_korean``)."""
+    hangul, other = korean.letter_counts(text)
+    return hangul + other > 0 and hangul / (hangul + other) < opts.min_hangul_ratio
+
+
 def _clean_messages(row: dict, result: dict, opts: GateOptions) -> None:
     """Normalise every message; repair (or refuse) assistant answers that start with noise."""
     repaired = False
@@ -114,10 +123,12 @@ def _clean_messages(row: dict, result: dict, opts: GateOptions) -> None:
             category = start_category(content)
             if category in NOISE_CATEGORIES:
                 fixed = repair_start(content) if opts.repair else None
-                if fixed is None:
+                if fixed is not None:
+                    content, repaired = fixed, True
+                elif not _is_foreign(content, opts):
                     _fail(result, Reason.NOISE_START, f"messages[{i}] starts with {category}: {content[:30]!r}")
                     return
-                content, repaired = fixed, True
+                # else: a foreign-language answer; the purity gate calls it non_korean whatever its first character
         message["content"] = normalize_text(content)
         if not message["content"]:
             _fail(result, Reason.EMPTY_CONTENT, f"messages[{i}] is empty after normalisation")
@@ -145,15 +156,17 @@ def _purity(row: dict, result: dict, opts: GateOptions) -> None:
 
 
 def _speech_units(row: dict) -> list[tuple[int, str, bool]]:
-    """``(message index, text, written)`` to analyse: whole answers, or paragraphs of written-text answers
-    (the produced text may keep its own register apart from a one-line polite intro)."""
+    """``(message index, text, written)`` to analyse: the running prose of each answer
+    (:func:`korlora.clean.korean.register_prose`), whole, or by paragraph for written-text answers (the produced
+    text may keep its own register apart from a one-line polite intro)."""
     units, user = [], ""
     for i, message in enumerate(row["messages"]):
         if message["role"] == "user":
             user = message["content"]
         elif message["role"] == "assistant":
             written = is_written_task(row, user)
-            parts = _PARAGRAPH.split(message["content"]) if written else [message["content"]]
+            text = korean.register_prose(message["content"], user)
+            parts = _PARAGRAPH.split(text) if written else [text]
             units += [(i, p, written) for p in parts if p.strip()]
     return units
 

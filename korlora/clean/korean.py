@@ -1,12 +1,14 @@
 """Korean-specific text measures: Hangul share of the prose, and speech levels from sentence-final endings.
 
-*Prose* is what a reader reads as sentences: code blocks, inline code, URLs, numbers, identifiers,
-technical acronyms and units, and Latin names glued to a Korean particle (``Python을``) are taken out first,
-so an IT answer is judged by its Korean, not by its terms.
+*Prose* is what a reader reads as sentences: code blocks, inline code, URLs, LaTeX formulas, HTML/XML markup,
+code-like lines, numbers, identifiers, technical acronyms and units, Latin glosses in parentheses and Latin names
+glued to a Korean particle (``Python을``) are taken out first, so an IT or maths answer is judged by its Korean,
+not by its terms, formulas or markup.
 
-Speech levels come from Kiwi's analysis of the last ending of each sentence (see :data:`LEVELS`). Quoted
-spans ('…', "…", 「…」, “…”) are left out, so an answer that quotes a wrong spelling or an example sentence
-in another register is not read as mixing.
+Speech levels come from Kiwi's analysis of the last ending of each sentence (see :data:`LEVELS`), read on the
+answer's own running prose (:func:`register_prose`): quoted spans ('…', "…", 「…」, “…”), headings, list items,
+table rows, labelled fields, examples and displayed results are left out, so a 해요체 answer with a plain-style
+list (``1. 물을 끓인다``) or a quoted example sentence in another register is not read as mixing.
 """
 
 from __future__ import annotations
@@ -21,8 +23,19 @@ from collections.abc import Sequence
 LEVELS = ("hapsyo", "haeyo", "haera", "banmal", "dialect")
 POLITE = frozenset({"hapsyo", "haeyo"})
 
-_FENCE = re.compile(r"(```|~~~).*?(?:\1|\Z)", re.S)
+_FENCE = re.compile(r"(```|~~~|''').*?(?:\1|\Z)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
+# LaTeX: display and inline maths, environments, and bare commands with their braced arguments.
+_LATEX = re.compile(
+    r"\$\$.+?\$\$|\\\[.+?\\\]|\\\(.+?\\\)|\\begin\{([a-z]+\*?)\}.*?\\end\{\1\}"
+    r"|(?<![\w$])\$(?=\S)[^$\n\uac00-\ud7a3]{1,300}?(?<=\S)\$(?![\w$])"  # not prices: "$100의 … $200"
+    r"|\\[A-Za-z]+\*?(?:\{[^{}\n]*\}|\[[^\]\n]*\])*",
+    re.S,
+)
+_MARKUP = re.compile(r"<!--.*?-->|<!?/?[A-Za-z][^<>\n]{0,300}>|&(?:[a-z]{2,8}|#\d{2,5}|#x[0-9a-fA-F]{2,4});", re.S)
+# A line with no Hangul that carries code or formula punctuation (unfenced code, JSON, equations).
+_CODE_CHARS = re.compile(r"[=;{}\[\]<>^\\|_]|\w\(|::|->|=>")
+_GLOSS = re.compile(r"\(\s*[A-Za-z][A-Za-z0-9 ,.'&/+\-]*\)")
 _URL = re.compile(r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _IDENTIFIER = re.compile(
     r"[A-Za-z_$][\w$]*(?:[./\\:][\w$]+)+(?:\(\))?"  # os.path.join, src/app.py, std::vector
@@ -73,15 +86,32 @@ def has_hangul(text: str) -> bool:
 
 
 def strip_code(text: str) -> str:
-    """Text without fenced code blocks, inline code and URLs."""
+    """Text without fenced code blocks, inline code, URLs, LaTeX formulas and HTML/XML markup."""
     text = _FENCE.sub("\n", text)
     text = _INLINE_CODE.sub(" ", text)
-    return _URL.sub(" ", text)
+    text = _URL.sub(" ", text)
+    text = _LATEX.sub(" ", text)
+    return _MARKUP.sub(" ", text)
+
+
+_WORD = re.compile(r"(?<![\w.(])[A-Za-z][a-z]+(?![\w(])")
+MIN_SENTENCE_WORDS = 4  # a line with a formula, this many plain words and a final stop is a sentence
+
+
+def is_code_line(line: str) -> bool:
+    """A line without Hangul that reads as code or a formula rather than a sentence ("Since A ∩ B = …, the
+    union of these sets is:" stays a sentence)."""
+    if has_hangul(line) or not _CODE_CHARS.search(line):
+        return False
+    return len(_WORD.findall(line)) < MIN_SENTENCE_WORDS or not line.rstrip().endswith((".", "!", "?", ":"))
 
 
 def prose(text: str) -> str:
-    """The prose of a message: without code, URLs, identifiers, numbers, acronyms, units and glued names."""
+    """The prose of a message: without code (fenced, inline or code-like lines), URLs, formulas, markup,
+    identifiers, numbers, acronyms, units, Latin glosses in parentheses and glued names."""
     text = strip_code(unicodedata.normalize("NFC", text))
+    text = "\n".join(line for line in text.split("\n") if not is_code_line(line))
+    text = _GLOSS.sub(" ", text)
     text = _IDENTIFIER.sub(" ", text)
     text = _NUMBER.sub(" ", text)
     text = _TERM.sub(" ", text)
@@ -106,10 +136,10 @@ def hangul_ratio(text: str) -> float:
 
 
 def foreign_sentences(text: str, min_words: int = 4, min_cjk: int = 4) -> list[str]:
-    """Sentences of the prose with no Hangul that read as English (≥ ``min_words`` words) or as
-    Japanese/Chinese (≥ ``min_cjk`` kana or Han characters)."""
+    """Sentences of the prose (outside quotes) with no Hangul that read as English (≥ ``min_words`` words) or
+    as Japanese/Chinese (≥ ``min_cjk`` kana or Han characters)."""
     found = []
-    for sentence in _SENTENCE_SPLIT.split(prose(text)):
+    for sentence in _SENTENCE_SPLIT.split(prose(_QUOTED.sub(" ", text))):
         if not sentence.strip() or has_hangul(sentence):
             continue
         if len(_LATIN_WORD.findall(sentence)) >= min_words or len(_CJK_OR_KANA.findall(sentence)) >= min_cjk:
@@ -214,6 +244,62 @@ def kiwi():
 
     threads = max(1, int(os.environ.get("KORLORA_KIWI_THREADS", "1")))  # batch calls need ≥ 1
     return Kiwi(num_workers=threads, enabled_dialects=os.environ.get("KORLORA_KIWI_DIALECTS", DEFAULT_KIWI_DIALECTS))
+
+
+# --- the answer's own running prose ----------------------------------------------------------------------
+
+# Lines that are structure, not running prose: headings, list items and answer options, table rows, quotes,
+# separators, and short labelled fields ("풀이 방법: …", "안긴문장: …", "예) …").
+_STRUCTURE_LINE = re.compile(
+    r"\s*(?:#{1,6}\s|[-*+•·▪◦‣>|]|\d{1,3}(?:[.)](?:\s|$)|단계)|[①-⑳]|\(?[A-Za-z가나다라마바사아자차카타파하]\)"
+    r"|[A-Za-z가나다라마바사아자차카타파하][.]\s"
+    r"|\*\*[^*\n]+\*\*\s*:?\s*$|[=\-_*~]{3,}\s*$|예\s*\)|[^\s:：.!?]{1,12}(?:\s[^\s:：.!?]{1,12}){0,2}\s*[:：](?:\s|$))"
+)
+# A line that introduces what follows: "…다음과 같습니다.", "…예시입니다:", "수정하면:".
+_INTRODUCER = re.compile(r"(?:[:：]|다음과\s*같(?:습니다|아요|다|이)[.:]?|\s(?:예시|예문|예)(?:입니다|예요|이에요)?[.:])\s*$")
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+# The phrase that ends a line with ':' ("예를 들어:", "정리하면:") introduces what follows; it is not a sentence.
+_INTRO_TAIL = re.compile(r"(?:(?<=[.!?])|^)[^.!?]*[:：]\s*$")
+DISPLAY_SENTENCES = 2  # a paragraph this short right after an introducer is a displayed example or result
+ECHO_OVERLAP = 0.5  # a one-sentence paragraph sharing this much with the question shows a reworked sentence
+
+
+def _bigrams(text: str) -> set[str]:
+    compact = re.sub(r"\s+", "", text)
+    return {compact[i:i + 2] for i in range(len(compact) - 1)}
+
+
+def _reworks_question(sentence: str, question: str) -> bool:
+    """A sentence built from the question's own words (a corrected or rewritten example sentence)."""
+    mine = _bigrams(sentence)
+    return bool(mine) and len(mine & _bigrams(question)) / len(mine) >= ECHO_OVERLAP
+
+
+def _sentences(paragraph: str) -> list[str]:
+    return [s for s in _SENTENCE_END.split(paragraph) if s.strip()]
+
+
+def register_prose(text: str, question: str = "") -> str:
+    """The part of an answer whose speech level is the answer's own: running prose without code, formulas,
+    markup, quotes, headings, list items, table rows, labelled fields, examples, and short displayed results
+    (a paragraph of at most :data:`DISPLAY_SENTENCES` sentences right after a line ending in ':' or
+    "다음과 같습니다", or a lone sentence reworking the ``question``'s own words). Paragraphs stay apart."""
+    text = unquote(strip_code(unicodedata.normalize("NFC", text)))
+    kept, introduced = [], False
+    for paragraph in _PARAGRAPHS.split(text):
+        lines = [line for line in paragraph.split("\n") if line.strip()]
+        if not lines:
+            continue
+        sentences = _sentences(paragraph)
+        display = (introduced and len(sentences) <= DISPLAY_SENTENCES) or (
+            len(lines) == 1 and len(sentences) == 1 and bool(question) and _reworks_question(lines[0], question))
+        introduced = bool(_INTRODUCER.search(lines[-1]))
+        if display:
+            continue
+        lines = [_INTRO_TAIL.sub("", line) for line in lines if has_hangul(line) and not _STRUCTURE_LINE.match(line)]
+        if lines:
+            kept.append("\n".join(lines))
+    return "\n\n".join(kept)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。…~])\s+|\n+")
