@@ -164,3 +164,42 @@ def test_sample_of_each_category_is_korean_and_keeps_one_register(default_build)
                 assert hangul_ratio(answer) > 0.9 or category in ("code", "it"), (row["id"], answer[:80])
                 levels = speech_levels(answer, dialects=category == "dialect")
                 assert not is_mixed(levels, written=written), (row["id"], dict(levels), answer[:120])
+
+
+def test_as_of_leaves_stale_items_out_of_the_build(monkeypatch, capsys):
+    import datetime as dt
+
+    import korlora.data.build as build
+    from korlora.data.compose import items_by_id, render_dialogue
+
+    def render_here(specs, renderer, num_blocks=None):
+        items = items_by_id()
+        return [render_dialogue(s, items) for s in specs], []
+
+    monkeypatch.setattr(build, "render_specs", render_here)
+    dated = {i.id: i.as_of for items in load_bank().values() for i in items if i.as_of is not None}
+    assert len(dated) >= 10 and {i.split("-")[0] for i in dated} >= {"finance", "law"}
+    newest = max(dated.values())
+
+    def used(cfg):
+        return {item for row in build.build_dialogues(cfg) for item in row["id"].removesuffix("~f").split("+")}
+
+    fresh = used(BuildConfig(output="unused", num_rows=1500, report=False, as_of=str(newest)))
+    assert set(dated) <= fresh  # checked within the last year: all kept
+    later = newest + dt.timedelta(days=366)
+    stale = used(BuildConfig(output="unused", num_rows=1500, report=False, as_of=later.isoformat()))
+    assert not stale & set(dated)
+    assert "left out" in capsys.readouterr().out
+    short = used(BuildConfig(output="unused", num_rows=1500, report=False, as_of=str(newest), max_fact_age_days=0))
+    assert not short & {i for i, d in dated.items() if d < newest}
+    assert used(BuildConfig(output="unused", num_rows=1500, report=False)) >= set(dated)  # no --as_of: every item
+    with pytest.raises(ValueError):
+        BuildConfig(as_of="next tuesday")
+
+
+def test_as_of_flag_on_the_command_line(tmp_path):
+    from korlora.config import parse_config
+
+    cfg = parse_config(BuildConfig, ["--as_of", "2027-01-31", "--max_fact_age_days", "90"], prog="korlora data build",
+                       description="", positional=())
+    assert str(cfg.as_of_date) == "2027-01-31" and cfg.max_fact_age_days == 90
