@@ -34,6 +34,9 @@ class Reason(StrEnum):
     MIXED_SPEECH_LEVEL = "mixed_speech_level"  # polite and 반말 endings mixed in one answer
     DUPLICATE = "duplicate"  # same normalised text as an earlier row
     NEAR_DUPLICATE = "near_duplicate"  # character n-gram Jaccard over the threshold with an earlier row
+    # merging
+    CROSS_SOURCE_DUPLICATE = "cross_source_duplicate"  # same normalised text as a row of an earlier source
+    CROSS_SOURCE_NEAR_DUPLICATE = "cross_source_near_duplicate"  # near duplicate of a row of an earlier source
     # rebalancing
     DISCLAIMER_OVER_CAP = "disclaimer_over_cap"  # a disclaimer row dropped to keep the share under the cap
 
@@ -50,6 +53,8 @@ REASON_DOCS: dict[Reason, str] = {
     Reason.MIXED_SPEECH_LEVEL: "polite and 반말 sentence endings mixed within one answer",
     Reason.DUPLICATE: "exact duplicate of an earlier row after normalisation",
     Reason.NEAR_DUPLICATE: "near duplicate of an earlier row (character n-gram MinHash)",
+    Reason.CROSS_SOURCE_DUPLICATE: "merge: exact duplicate of a row of an earlier source",
+    Reason.CROSS_SOURCE_NEAR_DUPLICATE: "merge: near duplicate of a row of an earlier source",
     Reason.DISCLAIMER_OVER_CAP: "disclaimer row removed to keep the disclaimer share under the cap",
 }
 

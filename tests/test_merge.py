@@ -107,3 +107,48 @@ def test_merge_config_defaults_reproduce_the_relearn_merge():
     assert cfg.input == ["data/korean_sft_rebalanced.jsonl", "data/korean_sft_no_warning.jsonl",
                          "data/korean_sft_correction.jsonl"]
     assert cfg.output == "data/korean_sft_final.jsonl" and cfg.weights is None and cfg.target_size is None
+
+
+LONG_ANSWER = ("엔진오일은 보통 1만 km마다 갈지만, 짧은 거리를 자주 달리거나 막히는 길이 많으면 5천 km쯤에 가는 게 좋아요. "
+               "오일 필터도 함께 바꾸고, 1년이 지나면 거리가 짧아도 교체하세요.")
+
+
+def _chat(question: str, answer: str, **extra) -> dict:
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}], **extra}
+
+
+def test_merge_drops_rows_that_repeat_an_earlier_source(tmp_path):
+    from korlora.io import write_jsonl
+
+    first = [_chat("엔진오일은 언제 갈아요?", LONG_ANSWER, id="a-1"), _chat("타이어 공기압은요?", "한 달에 한 번 확인해요.", id="a-2")]
+    second = [
+        _chat("엔진오일은  언제 갈아요", LONG_ANSWER.replace(", ", " ").replace(".", ""), id="b-1"),  # exact (normalised)
+        _chat("엔진오일은 언제 갈아요?", LONG_ANSWER.replace("오일 필터도", "에어 필터도"), id="b-2"),  # near
+        _chat("브레이크 패드는 언제 바꿔요?", "패드 두께가 3mm 아래로 내려가면 바꿔요.", id="b-3"),
+        _chat("브레이크 패드는 언제 바꿔요?", "패드 두께가 3mm 아래로 내려가면 바꿔요.", id="b-4"),  # same source: kept
+    ]
+    write_jsonl(tmp_path / "first.jsonl", first)
+    write_jsonl(tmp_path / "second.jsonl", second)
+    out = tmp_path / "merged.jsonl"
+    assert merge_command(MergeConfig(input=[f"first={tmp_path / 'first.jsonl'}", f"second={tmp_path / 'second.jsonl'}"],
+                                     output=str(out), shuffle=False)) == 0
+    kept = [r["id"] for r in load_jsonl_plain(out)]
+    assert kept == ["a-1", "a-2", "b-3", "b-4"]
+    rejects = {r["line"]: r for r in load_jsonl_plain(tmp_path / "merged.jsonl.rejects.jsonl")}
+    assert rejects[1]["reason"] == "cross_source_duplicate" and rejects[1]["source"] == "second"
+    assert rejects[1]["detail"].startswith("first line 1")
+    assert rejects[2]["reason"] == "cross_source_near_duplicate" and "Jaccard" in rejects[2]["detail"]
+    assert json.loads(rejects[2]["raw"])["id"] == "b-2"
+    manifest = json.loads((tmp_path / "merged.jsonl.manifest.json").read_text(encoding="utf-8"))
+    assert manifest["sources"]["second"]["cross_source_duplicates"] == 1
+    assert manifest["sources"]["second"]["cross_source_near_duplicates"] == 1
+    assert manifest["sources"]["first"]["cross_source_duplicates"] == 0
+    # nothing lost: every input line is in the output or in the rejects
+    assert len(kept) + len(rejects) == len(first) + len(second)
+
+    assert merge_command(MergeConfig(input=[f"first={tmp_path / 'first.jsonl'}", f"second={tmp_path / 'second.jsonl'}"],
+                                     output=str(out), shuffle=False, near_dup=False)) == 0
+    assert [r["id"] for r in load_jsonl_plain(out)] == ["a-1", "a-2", "b-2", "b-3", "b-4"]
+    assert merge_command(MergeConfig(input=[f"first={tmp_path / 'first.jsonl'}", f"second={tmp_path / 'second.jsonl'}"],
+                                     output=str(out), shuffle=False, dedup=False)) == 0
+    assert len(load_jsonl_plain(out)) == 6

@@ -162,7 +162,9 @@ class MergeConfig:
 
     With no weights every row of every input is used once (the relearn merge). With weights, they are
     the shares of the output (``weights: {name: w}``, name = file stem or ``NAME=PATH``), and
-    ``target_size`` is its size (default: the largest size reachable without repeating rows).
+    ``target_size`` is its size (default: the largest size reachable without repeating rows). Rows that
+    repeat a row of an earlier input, exactly or nearly, are dropped first (reason-coded in the rejects,
+    counted per input in the manifest): the same answer from two sources would be trained on twice.
     """
 
     input: list[str] = field(default_factory=lambda: list(SEED_MERGE_INPUTS), metadata={
@@ -175,6 +177,11 @@ class MergeConfig:
         "help": "repeat rows of a source whose share needs more rows than it has"})
     seed: int = field(default=42, metadata={"help": "seed of row selection and order"})
     shuffle: bool = field(default=True, metadata={"help": "interleave sources (order by a seeded hash)"})
+    dedup: bool = field(default=True, metadata={
+        "help": "drop rows that repeat a row of an earlier input (exact after normalisation; near with --near_dup)"})
+    near_dup: bool = field(default=True, metadata={"help": "with --dedup, also drop near duplicates (MinHash LSH)"})
+    near_dup_threshold: float = field(default=DEFAULT_THRESHOLD, metadata={
+        "help": "character n-gram Jaccard from which two rows are near duplicates"})
     format: Literal["auto", "messages", "alpaca", "sharegpt"] = field(default="auto", metadata={
         "help": "input record format"})
     manifest: str | None = field(default=None, metadata={"help": "manifest JSON (default: <output>.manifest.json)"})

@@ -15,9 +15,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from korlora.clean.config import MergeConfig
+from korlora.clean.dedup import DEFAULT_THRESHOLD
 from korlora.clean.imports import read_rows
 from korlora.errors import KorloraError
-from korlora.io import sha256_file, write_json, write_jsonl
+from korlora.io import make_reject, sha256_file, write_json, write_jsonl
+from korlora.schema import Reason
 
 
 def _hash(*parts: object) -> int:
@@ -54,21 +56,60 @@ def apportion(total: int, weights: Mapping[str, float]) -> dict[str, int]:
     return quotas
 
 
+def cross_source_duplicates(data: Mapping[str, list[dict]], threshold: float | None
+                            ) -> dict[tuple[str, int], tuple[Reason, tuple[str, int], float]]:
+    """Rows that repeat a row of an earlier source: ``{(source, index): (reason, (kept source, index), jaccard)}``.
+
+    Sources are compared in the given order (the first keeps all its rows); duplicates inside one source are
+    left to ``clean``. Exact: the same dedup form (spacing, punctuation and case aside). Near: character n-gram
+    Jaccard of at least ``threshold``, by MinHash LSH verified exactly (``None``: exact only)."""
+    from korlora.clean.dedup import dedup_text, exact_key, first_kept, near_duplicate_pairs
+
+    flat = [(name, i) for name, rows in data.items() for i in range(len(rows))]
+    texts = [dedup_text(data[name][i]) for name, i in flat]
+    dropped: dict[tuple[str, int], tuple[Reason, tuple[str, int], float]] = {}
+    first: dict[str, int] = {}
+    for k, text in enumerate(texts):
+        kept = first.setdefault(exact_key(text), k)
+        if flat[kept][0] != flat[k][0]:
+            dropped[flat[k]] = (Reason.CROSS_SOURCE_DUPLICATE, flat[kept], 1.0)
+    if threshold is not None:
+        pairs = [p for p in near_duplicate_pairs(texts, threshold)
+                 if flat[p[0]][0] != flat[p[1]][0] and flat[p[0]] not in dropped and flat[p[1]] not in dropped]
+        for k, (kept, score) in first_kept(len(flat), pairs).items():
+            dropped[flat[k]] = (Reason.CROSS_SOURCE_NEAR_DUPLICATE, flat[kept], score)
+    return dropped
+
+
 def _merge(sources: Mapping[str, str | os.PathLike], weights: Mapping[str, float] | None, target_size: int | None,
-           oversample: bool, seed: int, shuffle: bool, fmt: str) -> tuple[list[dict], dict, list[dict]]:
+           oversample: bool, seed: int, shuffle: bool, fmt: str,
+           dedup: bool = True, near_dup_threshold: float | None = None) -> tuple[list[dict], dict, list[dict]]:
     if not sources:
         raise KorloraError("no sources to merge")
     if weights is not None:
         unknown = sorted(set(weights) - set(sources))
         if unknown:
             raise KorloraError(f"weights name unknown sources: {', '.join(unknown)} (sources: {', '.join(sources)})")
-    data, rejects, info = {}, [], {}
+    data, lines, rejects, info = {}, {}, [], {}
     for name, path in sources.items():
         result = read_rows(path, fmt=fmt, max_chars=None)
-        data[name] = result.rows
+        data[name], lines[name] = result.rows, result.line_numbers
         rejects += [{**r, "source": name} for r in result.rejects]
         info[name] = {"path": str(path), "sha256": sha256_file(path), "lines": result.lines,
                       "valid": len(result.rows), "rejected": len(result.rejects)}
+    if dedup:
+        duplicates = cross_source_duplicates(data, near_dup_threshold)
+        for name in data:
+            gone = {i for source, i in duplicates if source == name}
+            for i in sorted(gone):
+                reason, (kept, k), score = duplicates[name, i]
+                rejects.append(make_reject(lines[name][i], reason, f"{kept} line {lines[kept][k]}"
+                                           + (f", Jaccard {score:.2f}" if score < 1 else ""), data[name][i],
+                                           source=name))
+            data[name] = [row for i, row in enumerate(data[name]) if i not in gone]
+            reasons = [duplicates[name, i][0] for i in gone]
+            info[name].update(cross_source_duplicates=reasons.count(Reason.CROSS_SOURCE_DUPLICATE),
+                              cross_source_near_duplicates=reasons.count(Reason.CROSS_SOURCE_NEAR_DUPLICATE))
     sizes = {name: len(rows) for name, rows in data.items()}
     if weights is None:
         if target_size is not None:
@@ -113,15 +154,19 @@ def _merge(sources: Mapping[str, str | os.PathLike], weights: Mapping[str, float
 
 def merge_sources(sources: Mapping[str, str | os.PathLike], weights: Mapping[str, float] | None = None,
                   target_size: int | None = None, oversample: bool = False, seed: int = 42, shuffle: bool = True,
-                  fmt: str = "auto") -> tuple[list[dict], dict]:
+                  fmt: str = "auto", dedup: bool = True, near_dup_threshold: float | None = DEFAULT_THRESHOLD
+                  ) -> tuple[list[dict], dict]:
     """Mix ``sources`` (name → file) by ``weights`` (name → share; missing names weigh 1.0).
 
     Without weights every valid row is used once. With weights the output has ``target_size`` rows (default:
     the most that need no repeats), split by weight; a source that has fewer rows than its share is repeated
-    when ``oversample`` is on, else it gives what it has (``short_by`` in the manifest). Returns the rows
+    when ``oversample`` is on, else it gives what it has (``short_by`` in the manifest). With ``dedup``, rows
+    that repeat a row of an earlier source (exactly, or near: ``near_dup_threshold``) are dropped first, with
+    their counts in the manifest. Returns the rows
     and a manifest (per-source sha256, counts, weights, seed); every row carries a ``source``.
     """
-    rows, manifest, _ = _merge(sources, weights, target_size, oversample, seed, shuffle, fmt)
+    rows, manifest, _ = _merge(sources, weights, target_size, oversample, seed, shuffle, fmt, dedup,
+                               near_dup_threshold)
     return rows, manifest
 
 
@@ -133,7 +178,8 @@ def merge_command(cfg: MergeConfig) -> int:
     weights = {name: w for name, _, w in specs if w is not None}
     weights.update(cfg.weights or {})
     rows, manifest, rejects = _merge({name: path for name, path, _ in specs}, weights or None, cfg.target_size,
-                                     cfg.oversample, cfg.seed, cfg.shuffle, cfg.format)
+                                     cfg.oversample, cfg.seed, cfg.shuffle, cfg.format, cfg.dedup,
+                                     cfg.near_dup_threshold if cfg.near_dup else None)
     write_jsonl(cfg.output, rows)
     if rejects:
         write_jsonl(cfg.rejects, rejects)
@@ -145,5 +191,8 @@ def merge_command(cfg: MergeConfig) -> int:
         short = f", short by {s['short_by']}" if s["short_by"] else ""
         print(f"  {name:<28} {s['selected']:>7} of {s['valid']:<7} share {s['share']:.1%}"
               f"  weight {s['weight']:g}{short}" + (f"  rejected {s['rejected']}" if s["rejected"] else ""))
+        dup, near = s.get("cross_source_duplicates", 0), s.get("cross_source_near_duplicates", 0)
+        if dup or near:
+            print(f"  {'':<28} dropped as repeats of an earlier input: {dup} exact, {near} near")
     print(f"wrote {cfg.output}, {cfg.manifest}")
     return 0
