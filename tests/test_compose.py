@@ -87,7 +87,7 @@ def test_rendered_bank_rows_never_mix_polite_and_casual_user_turns():
         register = question_register(items[spec["items"][0]])
         user_turns = [m["content"] for m in row["messages"] if m["role"] == "user"]
         first_lines = [t.split("\n")[0] for t in user_turns]
-        for line, question in zip(first_lines, [items[i].question for i in spec["items"]]):
+        for line, question in zip(first_lines, [items[i].question for i in spec["items"]], strict=False):
             lead = line[: max(0, len(line) - len(question.split("\n")[0]))].strip()
             if not lead:
                 continue

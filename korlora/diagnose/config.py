@@ -19,6 +19,9 @@ class DiagnoseConfig:
     samples: int = field(default=2, metadata={"help": "sampled answers per prompt (besides the greedy one)"})
     temperature: float = field(default=0.8, metadata={"help": "sampling temperature"})
     max_new_tokens: int = field(default=48, metadata={"help": "answer length to generate"})
+    heldout: str | None = field(default=None, metadata={
+        "help": "held-out clean dialogues (korlora eval set YAML, file or directory) whose reference answers' loss is "
+                "reported (default: korlora's evaluation set; 'none' skips)"})
     top_k: int = field(default=20, metadata={"help": "first tokens to list"})
     seed: int = field(default=0, metadata={"help": "sampling seed"})
     label: str | None = field(default=None, metadata={"help": "name of this model in the report"})

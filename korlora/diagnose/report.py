@@ -194,17 +194,6 @@ def _chat_prompt_ids(tokenizer, prompt: str) -> list[int]:
     return list(ids[0] if ids and isinstance(ids[0], list) else ids)
 
 
-def _forward(model, keep: int | None, **inputs):
-    """The model's output, projecting only the last ``keep`` positions onto the vocabulary where the model supports
-    ``logits_to_keep`` (a 262k vocabulary times every position of a batch would not fit)."""
-    if keep is None:
-        return model(**inputs)
-    try:
-        return model(**inputs, logits_to_keep=keep)
-    except TypeError:
-        return model(**inputs)
-
-
 def _answer_start_scores(model, prompts: list[list[int]], sequences: list[list[int]], pad_id: int):
     """Float32 next-token logits at the answer start (``[prompts, vocab]``) and the teacher-forced log-probability
     of every token sequence after every prompt (``[prompts, sequences]``, ``None`` without sequences).
@@ -214,6 +203,8 @@ def _answer_start_scores(model, prompts: list[list[int]], sequences: list[list[i
     """
     import torch
 
+    from korlora.train.inference import forward_last
+
     device = next(model.parameters()).device
     width = max(map(len, prompts))
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
@@ -222,7 +213,7 @@ def _answer_start_scores(model, prompts: list[list[int]], sequences: list[list[i
         ids[i, width - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
         mask[i, width - len(prompt):] = 1
     longest = max(map(len, sequences), default=0)
-    out = _forward(model, 1, input_ids=ids.to(device), attention_mask=mask.to(device),
+    out = forward_last(model, 1, input_ids=ids.to(device), attention_mask=mask.to(device),
                    position_ids=(mask.cumsum(-1) - 1).clamp_min(0).to(device), use_cache=longest > 1)
     first = out.logits[:, -1].float()
     if not sequences:
@@ -241,11 +232,11 @@ def _answer_start_scores(model, prompts: list[list[int]], sequences: list[list[i
         cache = getattr(out, "cache", None)  # transformers 5 (``past_key_values`` before)
         if hasattr(cache, "batch_repeat_interleave"):
             cache.batch_repeat_interleave(rows)
-            rest = _forward(model, None, input_ids=targets[:, :-1], attention_mask=full_mask,
+            rest = forward_last(model, None, input_ids=targets[:, :-1], attention_mask=full_mask,
                             position_ids=positions[:, width:], cache=cache, use_cache=True).logits
         else:
             full_ids = torch.cat([ids.to(device).repeat_interleave(rows, 0), targets[:, :-1]], -1)
-            rest = _forward(model, longest - 1, input_ids=full_ids, attention_mask=full_mask,
+            rest = forward_last(model, longest - 1, input_ids=full_ids, attention_mask=full_mask,
                             position_ids=positions).logits
         rest = rest[:, -(longest - 1):].float()
         rest_logp = rest.gather(-1, targets[:, 1:, None]).squeeze(-1) - rest.logsumexp(-1)
@@ -340,6 +331,11 @@ def diagnose_here(cfg: DiagnoseConfig) -> dict:
     template = check_chat_template(tokenizer, model.generation_config)
     distribution = start_token_distribution(model, tokenizer, texts, cfg.top_k)
     greedy = [a[0] for a in generate_answers(model, tokenizer, texts, max_new_tokens=cfg.max_new_tokens)]
+    heldout = None
+    if cfg.heldout != "none":
+        from korlora.eval.heldout import load_eval_set, reference_loss
+
+        heldout = reference_loss(model, tokenizer, load_eval_set(cfg.heldout))
     sampled = []
     if cfg.samples:
         sampled = [a for answers in generate_answers(model, tokenizer, texts, max_new_tokens=cfg.max_new_tokens,
@@ -353,6 +349,7 @@ def diagnose_here(cfg: DiagnoseConfig) -> dict:
         "ran_on": {"device": str(device), "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
                    "gpu_ids": _ray_gpu_ids(), "pid": os.getpid()},
         "next_token": distribution,
+        "heldout_answer_loss": heldout,
         "greedy": answer_stats(greedy),
         "sampled": answer_stats(sampled) if sampled else None,
         "examples": [{"category": p["category"], "prompt": p["text"], "answer": a}
@@ -434,6 +431,9 @@ def print_table(report: dict) -> None:
                   f"{s['disclaimer_start_share']:>12.1%}")
     print(f"entropy {nt['entropy']:.2f} nats · Korean answers {g['korean_share']:.0%} · "
           f"one register {g['consistent_speech_level_share']:.0%}")
+    if report.get("heldout_answer_loss"):
+        h = report["heldout_answer_loss"]
+        print(f"held-out reference answers: loss {h['loss']:.3f} nats/token ({h['answers']} answers, {h['tokens']} tokens)")
 
 
 def diagnose_command(cfg: DiagnoseConfig) -> int:
@@ -451,6 +451,8 @@ def diagnose_command(cfg: DiagnoseConfig) -> int:
                 "diag_next_punct_mass": report["next_token"]["punct_mass"],
                 "diag_next_disclaimer_mass": report["next_token"]["disclaimer_mass"],
                 **{f"diag_greedy_{k}": v for k, v in report["greedy"].items() if isinstance(v, float)}}
+        if report.get("heldout_answer_loss"):
+            flat["diag_heldout_answer_loss"] = report["heldout_answer_loss"]["loss"]
         mlflow.log_metrics(flat)
         mlflow.log_artifacts(str(out), "diagnosis")
     return 0

@@ -34,7 +34,9 @@ def _diagnose_stage(name: str, cfg: RelearnConfig, adapter: Path | None, out: Pa
         g = report["greedy"]
         return {"hangul_start_share": g["hangul_start_share"], "punct_start_share": g["punct_start_share"],
                 "disclaimer_start_share": g["disclaimer_start_share"],
-                "next_token_disclaimer_mass": report["next_token"]["disclaimer_mass"]}
+                "next_token_disclaimer_mass": report["next_token"]["disclaimer_mass"],
+                **({"heldout_answer_loss": report["heldout_answer_loss"]["loss"]}
+                   if report.get("heldout_answer_loss") else {})}
 
     return Stage(name, run, inputs=inputs, outputs=[out / "diagnosis.json"], settings=asdict(dcfg))
 
@@ -122,12 +124,15 @@ def run_relearn(cfg: RelearnConfig) -> dict:
 
 def print_before_after(before: dict, after: dict) -> None:
     rows = [("Hangul start", "hangul_start_share"), ("punctuation start", "punct_start_share"),
-            ("disclaimer start", "disclaimer_start_share"), ("disclaimer next-token mass", "next_token_disclaimer_mass")]
-    print(f"\n{'greedy answers':<30}{'before':>10}{'after':>10}")
+            ("disclaimer start", "disclaimer_start_share"), ("disclaimer-opening probability", "next_token_disclaimer_mass")]
+    print(f"\n{'greedy answers':<34}{'before':>10}{'after':>10}")
     for label, key in rows:
         b = f"{before[key]:.1%}" if key in before else "-"
         a = f"{after[key]:.1%}" if key in after else "-"
-        print(f"{label:<30}{b:>10}{a:>10}")
+        print(f"{label:<34}{b:>10}{a:>10}")
+    if "heldout_answer_loss" in before or "heldout_answer_loss" in after:
+        b, a = (f"{d['heldout_answer_loss']:.3f}" if "heldout_answer_loss" in d else "-" for d in (before, after))
+        print(f"{'held-out answer loss (nats/token)':<34}{b:>10}{a:>10}")
 
 
 def relearn_command(cfg: RelearnConfig) -> int:

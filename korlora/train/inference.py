@@ -90,6 +90,17 @@ def load_for_inference(adapter: str | None, model_name_or_path: str | None, *, d
     return model, tokenizer
 
 
+def forward_last(model, keep: int | None, **inputs):
+    """The model's output, projecting only the last ``keep`` positions onto the vocabulary where the model supports
+    ``logits_to_keep`` (a 262k vocabulary times every position of a batch would not fit)."""
+    if keep is None:
+        return model(**inputs)
+    try:
+        return model(**inputs, logits_to_keep=keep)
+    except TypeError:
+        return model(**inputs)
+
+
 def _stop_ids(model, tokenizer) -> list[int]:
     """End-of-turn ids: the chat template's end of turn, the tokenizer's eos and the generation config's
     (Qwen2.5 base ends turns with <|im_end|> but its eos is <|endoftext|>)."""

@@ -32,7 +32,8 @@ def load_chat_rows(path: str) -> list[dict]:
 
 
 def assistant_mask_coverage(tokenizer, rows: list[dict], sample: int = 64) -> dict[str, float]:
-    """Share of assistant-content tokens that carry labels, and of other tokens that do not.
+    """Share of assistant-content tokens that carry labels, and of other tokens that do not (the labelled
+    end-of-turn tokens right after an answer, and an answer's leading or trailing blanks, are neither).
 
     Assistant-only loss silently breaks when a template's masks come out empty or shifted, so we render a
     sample, find each assistant message's text in the decoded sequence, and compare with the mask.
@@ -59,15 +60,21 @@ def assistant_mask_coverage(tokenizer, rows: list[dict], sample: int = 64) -> di
         spans, offset = [], 0
         for message in row["messages"]:
             if message["role"] == "assistant":
-                start = text.find(message["content"], offset)
+                content = message["content"].strip()  # templates may trim it (Gemma's, Llama 3's)
+                start = text.find(content, offset)
                 if start >= 0:
-                    spans.append((start, start + len(message["content"])))
-                    offset = start + len(message["content"])
+                    spans.append((start, start + len(content)))
+                    offset = start + len(content)
+        answer_run = False  # inside an answer or the labelled end-of-turn tokens right after it
         for (a, b), bit in zip(encoded["offset_mapping"], out["assistant_masks"], strict=False):
             if any(a < end and b > start for start, end in spans):
                 total_in += 1
                 labeled_in += bool(bit)
+                answer_run = bool(bit)
+            elif bit and (answer_run or not text[a:b].strip()):
+                continue  # the end of turn (labelled so that the model learns to stop) or the answer's own blanks
             else:
+                answer_run = False
                 total_out += 1
                 unlabeled_out += not bit
     coverage = {"assistant_labeled_share": labeled_in / max(total_in, 1),
