@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ class BankItem:
     # The day the item's time-sensitive facts (rates, laws, agency names, …) were last checked; None for
     # items that do not date.
     as_of: dt.date | None = None
+    # Every hand-written answer to the question and to the follow-up, the original first, then those of
+    # ``bank/variants/<category>.yaml`` and ``bank/variants/more/<category>.yaml``.
+    answers: tuple[str, ...] = ()
+    followup_answers: tuple[str, ...] = ()
 
     def is_stale(self, today: dt.date, max_age_days: int) -> bool:
         """True if the item's facts were checked more than ``max_age_days`` before ``today``."""
@@ -73,6 +78,7 @@ def _item(category: str, raw: dict, path: Path) -> BankItem:
             answer=raw["answer"].strip(), followup_question=followup["question"].strip(),
             followup_answer=followup["answer"].strip(), dialect=raw.get("dialect"),
             as_of=parse_date(raw["as_of"], f"{where}: as_of") if raw.get("as_of") is not None else None,
+            answers=(raw["answer"].strip(),), followup_answers=(followup["answer"].strip(),),
         )
     except (KeyError, TypeError, AttributeError) as e:
         raise KorloraError(f"{where}: missing or malformed field {e}") from None
@@ -98,10 +104,41 @@ def load_bank(bank_dir: str | None = None) -> dict[str, tuple[BankItem, ...]]:
         ids = [i.id for i in items]
         if len(set(ids)) != len(ids):
             raise KorloraError(f"{path.name}: duplicate item ids")
+        for variants in (directory / "variants" / f"{key}.yaml", directory / "variants" / "more" / f"{key}.yaml"):
+            if variants.exists():
+                items = _with_variants(items, variants)
         bank[key] = items
     if not bank:
         raise KorloraError(f"the content bank in {directory} is empty")
     return bank
+
+
+def _texts(value, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
+        raise KorloraError(f"{where}: expected a list of non-empty answers")
+    return tuple(t.strip() for t in value)
+
+
+def _with_variants(items: tuple[BankItem, ...], path: Path) -> tuple[BankItem, ...]:
+    """``items`` with the extra answers of a variants file (``items: {id: {answers, followup_answers}}``)."""
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    extra = data.get("items") or {}
+    known = {i.id for i in items}
+    unknown = sorted(set(extra) - known)
+    if unknown:
+        raise KorloraError(f"{path}: variants for unknown items {', '.join(unknown[:5])}")
+    out = []
+    for item in items:
+        more = extra.get(item.id) or {}
+        where = f"{path.parent.name}/{path.name}: {item.id}"
+        answers = tuple(dict.fromkeys(item.answers + _texts(more.get("answers"), f"{where}: answers")))
+        followups = tuple(dict.fromkeys(item.followup_answers
+                                        + _texts(more.get("followup_answers"), f"{where}: followup_answers")))
+        out.append(dataclasses.replace(item, answers=answers, followup_answers=followups))
+    return tuple(out)
 
 
 def fresh_bank(today: dt.date, max_age_days: int, bank_dir: str | None = None) -> dict[str, tuple[BankItem, ...]]:

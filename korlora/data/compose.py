@@ -21,11 +21,18 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from typing import Any
 
 from korlora.data.bank import BankItem, load_bank, load_templates
 
 SYSTEM_PROMPT_SHARE = 0.85
+# Which of an item's answers (``BankItem.answers``, the original first) each data source uses: the sources
+# that a relearn merges never share an answer (the merge would drop the later row as a near duplicate, and
+# the model would read the same text again and again). Within a source, each answer serves at most
+# MAX_ANSWER_USES rows while the bank has room (past that, the least used answer is reused).
+ANSWER_SLOTS = {"korlora-bank": (0, 1), "korlora-no-warning": (1, 3), "korlora-correction": (3, 5)}
+MAX_ANSWER_USES = 3
 QUESTION_REGISTERS = ("hapsyo", "haeyo", "banmal")
 # Categories whose items are never paired with another topic in one conversation.
 UNPAIRED_CATEGORIES = frozenset({"counselling"})
@@ -154,25 +161,50 @@ def bridge_options(first: BankItem, second: BankItem, templates: dict) -> list[s
     return templates[key][question_register(second)]
 
 
+class AnswerUses:
+    """Hands out the answers of one source's slot (:data:`ANSWER_SLOTS`), the least used first."""
+
+    def __init__(self, source: str) -> None:
+        self.slot = ANSWER_SLOTS.get(source, (0, None))
+        self.uses: Counter[tuple[str, str, int]] = Counter()
+
+    def choices(self, item: BankItem, followup: bool = False) -> range:
+        texts = item.followup_answers if followup else item.answers
+        lo, hi = self.slot
+        slot = range(lo, min(len(texts), hi if hi is not None else len(texts)))
+        return slot or range(1)  # a bank without variants: the original
+
+    def left(self, item: BankItem) -> int:
+        """How many more rows the item's answers can serve before one is used MAX_ANSWER_USES times."""
+        return sum(max(0, MAX_ANSWER_USES - self.uses[item.id, "a", i]) for i in self.choices(item))
+
+    def take(self, item: BankItem, followup: bool = False) -> int:
+        kind = "f" if followup else "a"
+        index = min(self.choices(item, followup), key=lambda i: (self.uses[item.id, kind, i], i))
+        self.uses[item.id, kind, index] += 1
+        return index
+
+
 def render_dialogue(spec: dict[str, Any], items: dict[str, BankItem]) -> dict:
     """A clean dialogue: ``single`` (one exchange), ``followup`` (+ the item's follow-up) or ``pair``
     (two items one user can ask together, see :func:`can_pair`)."""
     templates = load_templates()
     rng = row_rng(spec["seed"], spec["id"])
     first = items[spec["items"][0]]
+    answers = spec.get("answers", [0, 0])
     messages = _opening(first, rng, templates)
-    messages.append({"role": "assistant", "content": first.answer})
+    messages.append({"role": "assistant", "content": first.answers[answers[0]]})
     kind = spec["kind"]
     if kind == "followup":
         messages += [{"role": "user", "content": first.followup_question},
-                     {"role": "assistant", "content": first.followup_answer}]
+                     {"role": "assistant", "content": first.followup_answers[spec.get("followup_answer", 0)]}]
     elif kind == "pair":
         second = items[spec["items"][1]]
         if not can_pair(first, second):
             raise ValueError(f"{first.id} and {second.id} cannot share a conversation")
         bridge = rng.choice(bridge_options(first, second, templates))
         messages += [{"role": "user", "content": with_lead_in(bridge, second.question)},
-                     {"role": "assistant", "content": second.answer}]
+                     {"role": "assistant", "content": second.answers[answers[1]]}]
     elif kind != "single":
         raise ValueError(f"unknown dialogue kind {kind!r}")
     return finish_row(spec, first, messages, tags=[kind])
@@ -248,13 +280,16 @@ def plan_dialogues(n: int, seed: int, source: str, id_prefix: str = "", followup
     copies); the rest of each category's quota is pairs of items. With ``use_every_item_twice`` every item
     appears both alone and with its follow-up before pairs are used (for sets where near copies are fine).
     A category that cannot fill an even share (counselling, never paired) gives what it has and the other
-    categories share the rest. ``bank`` defaults to the whole content bank.
+    categories share the rest. ``bank`` defaults to the whole content bank. Each row takes its answers from
+    the source's own answers of each item (:class:`AnswerUses`); pairs go first to items with answers left.
     """
     bank = load_bank() if bank is None else bank
     capacity = {c: category_capacity(items, use_every_item_twice) for c, items in bank.items()}
     if n > sum(capacity.values()):
         raise ValueError(f"the bank cannot give {n} distinct dialogues (at most {sum(capacity.values())})")
     specs: list[dict] = []
+    uses = AnswerUses(source)
+    by_id = {item.id: item for items in bank.values() for item in items}
     for category, quota in quotas(n, list(bank), capacity).items():
         rng = random.Random(f"{seed}:plan:{category}")
         items = list(bank[category])
@@ -268,15 +303,24 @@ def plan_dialogues(n: int, seed: int, source: str, id_prefix: str = "", followup
             else:
                 chosen.append(("followup" if rng.random() < followup_share else "single", [item.id]))
         chosen = chosen[:quota]
-        pairs = pair_candidates(tuple(items), rng)
-        while len(chosen) < quota:
-            try:
-                a, b = next(pairs)
-            except StopIteration:
-                raise ValueError(f"the bank cannot give {quota} distinct '{category}' dialogues") from None
-            chosen.append(("pair", [a.id, b.id]))
+        picks = []
         for kind, ids in chosen:
+            item = by_id[ids[0]]
+            picks.append((kind, ids, {"answers": [uses.take(item)],
+                                      **({"followup_answer": uses.take(item, True)} if kind == "followup" else {})}))
+        pairs, over_cap = pair_candidates(tuple(items), rng), []
+        while len(picks) < quota:
+            a, b = next(pairs, (None, None))
+            if a is None:  # every pair with room is used: reuse the least used answers of the rest
+                if not over_cap:
+                    raise ValueError(f"the bank cannot give {quota} distinct '{category}' dialogues")
+                a, b = over_cap.pop(0)
+            elif not (uses.left(a) and uses.left(b)):
+                over_cap.append((a, b))
+                continue
+            picks.append(("pair", [a.id, b.id], {"answers": [uses.take(a), uses.take(b)]}))
+        for kind, ids, chosen_answers in picks:
             suffix = {"single": "", "followup": "~f", "pair": ""}[kind]
             specs.append({"id": f"{id_prefix}{'+'.join(ids)}{suffix}", "kind": kind, "items": ids,
-                          "seed": seed, "source": source, "category": category})
+                          "seed": seed, "source": source, "category": category, **chosen_answers})
     return specs

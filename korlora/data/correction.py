@@ -18,7 +18,7 @@ import random
 
 from korlora.data.bank import BankItem, load_bank, load_templates
 from korlora.data.build import write_with_report
-from korlora.data.compose import finish_row, prompt_messages, quotas, row_rng
+from korlora.data.compose import AnswerUses, finish_row, prompt_messages, quotas, row_rng
 from korlora.data.config import CorrectionConfig
 from korlora.data.parallel import render_specs
 from korlora.io import write_jsonl
@@ -51,6 +51,8 @@ def _noises(pattern: str) -> list[int]:
 
 def plan_corrections(n: int, seed: int) -> list[dict]:
     bank = load_bank()
+    by_id = {item.id: item for items in bank.values() for item in items}
+    uses = AnswerUses(SOURCE)
     specs = []
     for category, quota in quotas(n, list(bank)).items():
         rng = random.Random(f"{seed}:correction:{category}")
@@ -70,7 +72,8 @@ def plan_corrections(n: int, seed: int) -> list[dict]:
                     chosen.append(queue.pop())
         for item_id, pattern, noise in chosen:
             specs.append({"id": f"fix:{item_id}:{pattern}:{noise:02d}", "kind": "correction", "items": [item_id],
-                          "pattern": pattern, "noise": noise, "seed": seed, "source": SOURCE})
+                          "pattern": pattern, "noise": noise, "seed": seed, "source": SOURCE,
+                          "answer": uses.take(by_id[item_id])})
     return specs
 
 
@@ -78,6 +81,7 @@ def render_correction(spec: dict, items: dict[str, BankItem]) -> tuple[dict, dic
     templates = load_templates()
     rng = row_rng(spec["seed"], spec["id"])
     item = items[spec["items"][0]]
+    answer = item.answers[spec.get("answer", 0)]
     kind, noise = broken_starts()[spec["noise"]]
     clean_prompt = prompt_messages(item, rng)
     messages = [dict(m) for m in clean_prompt]
@@ -88,11 +92,11 @@ def render_correction(spec: dict, items: dict[str, BankItem]) -> tuple[dict, dic
         user["content"] = user["content"] + "\n\n" + noise.strip(" ")
     else:
         request = rng.choice(templates["rewrite_request"][item.level])
-        user["content"] = request.format(broken=noise + item.answer)
-    messages.append({"role": "assistant", "content": item.answer})
+        user["content"] = request.format(broken=noise + answer)
+    messages.append({"role": "assistant", "content": answer})
     row = finish_row(spec, item, messages, tags=["correction", spec["pattern"], kind])
-    rejected, rejected_kind = break_start(item.answer, rng, kinds=("punct", "role_tag", "disclaimer"))
-    pair = {"prompt": clean_prompt, "chosen": [{"role": "assistant", "content": item.answer}],
+    rejected, rejected_kind = break_start(answer, rng, kinds=("punct", "role_tag", "disclaimer"))
+    pair = {"prompt": clean_prompt, "chosen": [{"role": "assistant", "content": answer}],
             "rejected": [{"role": "assistant", "content": rejected}], "id": spec["id"],
             "category": item.category, "source": SOURCE, "tags": [rejected_kind]}
     return row, pair
