@@ -55,6 +55,8 @@ COMMANDS: list[Command] = [
             "korlora.train.config:ExportConfig", "korlora.train.inference:export_command"),
     Command(("diagnose",), "measure how a model starts its answers (Hangul, punctuation, disclaimers)",
             "korlora.diagnose.config:DiagnoseConfig", "korlora.diagnose.report:diagnose_command"),
+    Command(("eval",), "Korean answers, starts, disclaimers, stops, loops and register on held-out prompts",
+            "korlora.eval.config:EvalConfig", "korlora.eval.report:eval_command"),
     Command(("relearn",), "clean → rebalance → no-warning → correction → merge → re-fine-tune → diagnose",
             "korlora.relearn.config:RelearnConfig", "korlora.relearn.pipeline:relearn_command"),
     Command(("tune",), "Ray Tune search over learning rate and data mix",

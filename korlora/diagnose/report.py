@@ -366,26 +366,9 @@ def _ray_gpu_ids() -> list:
 def diagnose(cfg: DiagnoseConfig) -> dict:
     """Run the diagnosis where the model should run: as a Ray task holding a GPU when the Ray cluster has GPU
     nodes or can launch them (the driver may be a CPU head), else in this process."""
-    import ray
+    from korlora.train.cluster import run_where_the_model_runs
 
-    use_gpu = cfg.use_gpu
-    if use_gpu is None and ray.is_initialized():
-        from korlora.train.cluster import resolve_use_gpu
-
-        use_gpu = resolve_use_gpu(None)
-    if not use_gpu:
-        return diagnose_here(cfg)
-    if not ray.is_initialized():
-        from korlora.raycompat import init_local_ray
-
-        init_local_ray()
-    task = ray.remote(num_gpus=1, num_cpus=1)(diagnose_here)
-    try:
-        return ray.get(task.remote(cfg))
-    except ray.exceptions.RayTaskError as e:
-        if isinstance(e.cause, KorloraError):
-            raise e.cause from None
-        raise
+    return run_where_the_model_runs(diagnose_here, cfg, use_gpu=cfg.use_gpu)
 
 
 def plot_diagnosis(report: dict, path: Path) -> None:

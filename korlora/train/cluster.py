@@ -163,3 +163,25 @@ def _monitor_autoscaling_config(gcs_port: str) -> tuple[str, dict] | None:
             log.warning("cannot read the autoscaler config %s: %s", path, e)
             return None
     return None
+
+
+def run_where_the_model_runs(fn, *args, use_gpu: bool | None = None):
+    """``fn(*args)`` as a Ray task holding a GPU when the Ray cluster has GPU nodes or can launch them (the
+    driver may be a CPU head), else in this process. ``use_gpu`` forces either."""
+    import ray
+
+    if use_gpu is None and ray.is_initialized():
+        use_gpu = resolve_use_gpu(None)
+    if not use_gpu:
+        return fn(*args)
+    if not ray.is_initialized():
+        from korlora.raycompat import init_local_ray
+
+        init_local_ray()
+    task = ray.remote(num_gpus=1, num_cpus=1)(fn)
+    try:
+        return ray.get(task.remote(*args))
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(e.cause, KorloraError):
+            raise e.cause from None
+        raise

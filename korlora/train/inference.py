@@ -119,7 +119,17 @@ def _stop_ids(model, tokenizer) -> list[int]:
 def generate_answers(model, tokenizer, prompts: list[str | Conversation], system: str | None = None,
                      max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 0.9, seed: int = 0,
                      num_return_sequences: int = 1, batch_size: int = 16) -> list[list[str]]:
-    """Answer each prompt with the chat template; ``result[i]`` holds ``num_return_sequences`` answers.
+    """Answer each prompt with the chat template; ``result[i]`` holds ``num_return_sequences`` answers
+    (see :func:`generate_with_stops`)."""
+    return [[text for text, _ in answers] for answers in generate_with_stops(
+        model, tokenizer, prompts, system, max_new_tokens, temperature, top_p, seed, num_return_sequences, batch_size)]
+
+
+def generate_with_stops(model, tokenizer, prompts: list[str | Conversation], system: str | None = None,
+                        max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 0.9, seed: int = 0,
+                        num_return_sequences: int = 1, batch_size: int = 16) -> list[list[tuple[str, bool]]]:
+    """Answer each prompt with the chat template; ``result[i]`` holds ``num_return_sequences`` pairs
+    ``(answer, stopped)``: ``stopped`` when the model ended its turn itself, before ``max_new_tokens``.
 
     A prompt is a user message or a whole conversation (list of ``{"role", "content"}``). Batches are
     left-padded so every row's answer starts at the same column; greedy when ``temperature == 0``. Only the
@@ -147,7 +157,8 @@ def generate_answers(model, tokenizer, prompts: list[str | Conversation], system
         gen_kwargs.update(temperature=temperature, top_p=top_p)
     else:  # keep a checkpoint's sampling defaults from leaking into greedy decoding (and its warnings)
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
-    answers: list[list[str]] = []
+    answers: list[list[tuple[str, bool]]] = []
+    stop_ids = gen_kwargs["eos_token_id"]
     device = next(model.parameters()).device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.inference_mode():
         torch.manual_seed(seed)
@@ -157,7 +168,9 @@ def generate_answers(model, tokenizer, prompts: list[str | Conversation], system
             out = model.generate(**batch, **gen_kwargs)
             new = out[:, batch["input_ids"].shape[1]:]
             decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
-            answers += [decoded[i:i + num_return_sequences] for i in range(0, len(decoded), num_return_sequences)]
+            stopped = torch.isin(new, torch.tensor(stop_ids, device=new.device)).any(-1).tolist()
+            pairs = list(zip(decoded, stopped, strict=True))
+            answers += [pairs[i:i + num_return_sequences] for i in range(0, len(pairs), num_return_sequences)]
     return answers
 
 
