@@ -243,13 +243,17 @@ def test_model_check_command(tiny_ko, tmp_path, capsys):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_mask_coverage_counts_answers_the_template_trims(tiny_ko, family):
     """Gemma's template trims each message: an answer that starts with blank lines (as uncleaned data does) is
-    still found, and its end-of-turn token is not reported as a prompt token with a label."""
+    still found, its end-of-turn token is not reported as a prompt token with a label, and an answer quoted
+    in an earlier user turn is not taken for the answer."""
     from korlora.train.sft import assistant_mask_coverage
 
     tokenizer = family_tokenizer("tiny-ko", family)
     rows = [{"messages": [{"role": "user", "content": "엔진오일은 언제 갈아요?"},
                           {"role": "assistant", "content": "\n\n보통 1만 km마다 갈아요."},
                           {"role": "user", "content": "필터도요?"},
+                          {"role": "assistant", "content": "네, 필터도 같이 바꿔요."}]},
+            # a rewrite request quotes the answer in the user turn: that copy is a prompt token
+            {"messages": [{"role": "user", "content": "이 답을 고쳐 줘: . 네, 필터도 같이 바꿔요."},
                           {"role": "assistant", "content": "네, 필터도 같이 바꿔요."}]}]
     coverage = assistant_mask_coverage(tokenizer, rows)
     assert coverage == {"assistant_labeled_share": 1.0, "other_unlabeled_share": 1.0}

@@ -58,13 +58,13 @@ def assistant_mask_coverage(tokenizer, rows: list[dict], sample: int = 64) -> di
         if encoded["input_ids"] != list(out["input_ids"]):
             raise KorloraError("the chat template tokenises differently from its rendered text; cannot check masks")
         spans, offset = [], 0
-        for message in row["messages"]:
-            if message["role"] == "assistant":
-                content = message["content"].strip()  # templates may trim it (Gemma's, Llama 3's)
-                start = text.find(content, offset)
-                if start >= 0:
+        for message in row["messages"]:  # in order: a user turn may quote an answer (a rewrite request)
+            content = message["content"].strip()  # templates may trim it (Gemma's, Llama 3's)
+            start = text.find(content, offset)
+            if start >= 0:
+                if message["role"] == "assistant":
                     spans.append((start, start + len(content)))
-                    offset = start + len(content)
+                offset = start + len(content)
         answer_run = False  # inside an answer or the labelled end-of-turn tokens right after it
         for (a, b), bit in zip(encoded["offset_mapping"], out["assistant_masks"], strict=False):
             if any(a < end and b > start for start, end in spans):
