@@ -272,6 +272,51 @@ def category_capacity(items: tuple[BankItem, ...], use_every_item_twice: bool) -
     return singles + pairs
 
 
+def _plan_category(items: list[BankItem], quota: int, uses: AnswerUses, rng: random.Random, followup_share: float,
+                   use_every_item_twice: bool, within_uses: bool = False) -> list[tuple[str, list[str], dict]]:
+    """``(kind, item ids, chosen answers)`` for up to ``quota`` rows of one category (``items`` shuffled).
+    ``within_uses``: stop before any answer would serve more than MAX_ANSWER_USES rows."""
+    chosen: list[tuple[str, list[str]]] = []
+    for item in items:
+        if len(chosen) >= quota:
+            break
+        if use_every_item_twice:
+            chosen += [("single", [item.id]), ("followup", [item.id])]
+        else:
+            chosen.append(("followup" if rng.random() < followup_share else "single", [item.id]))
+    by_id = {item.id: item for item in items}
+    picks = []
+    for kind, ids in chosen[:quota]:
+        item = by_id[ids[0]]
+        picks.append((kind, ids, {"answers": [uses.take(item)],
+                                  **({"followup_answer": uses.take(item, True)} if kind == "followup" else {})}))
+    pairs = list(pair_candidates(tuple(items), rng)) if len(picks) < quota else []
+    left = {item.id: uses.left(item) for item in items}
+
+    def degrees() -> Counter[str]:  # pairs each item can still join without going past the cap
+        count: Counter[str] = Counter()
+        for a, b in pairs:
+            if left[a.id] > 0 and left[b.id] > 0:
+                count[a.id] += 1
+                count[b.id] += 1
+        return count
+
+    while len(picks) < quota and pairs:
+        degree = degrees()
+        room = [k for k, (a, b) in enumerate(pairs) if left[a.id] > 0 and left[b.id] > 0]
+        if room:  # items with the fewest partners left go first, so that more of them find one
+            k = min(room, key=lambda k: (degree[pairs[k][0].id] + degree[pairs[k][1].id], k))
+        elif within_uses:
+            break
+        else:  # past the cap: the pair whose answers are least used
+            k = max(range(len(pairs)), key=lambda k: (min(left[pairs[k][0].id], left[pairs[k][1].id]), -k))
+        a, b = pairs.pop(k)
+        picks.append(("pair", [a.id, b.id], {"answers": [uses.take(a), uses.take(b)]}))
+        left[a.id] -= 1
+        left[b.id] -= 1
+    return picks
+
+
 def plan_dialogues(n: int, seed: int, source: str, id_prefix: str = "", followup_share: float = 0.3,
                    use_every_item_twice: bool = False, bank: dict[str, tuple[BankItem, ...]] | None = None) -> list[dict]:
     """Specs for ``n`` unique dialogues spread evenly over the categories.
@@ -280,45 +325,34 @@ def plan_dialogues(n: int, seed: int, source: str, id_prefix: str = "", followup
     copies); the rest of each category's quota is pairs of items. With ``use_every_item_twice`` every item
     appears both alone and with its follow-up before pairs are used (for sets where near copies are fine).
     A category that cannot fill an even share (counselling, never paired) gives what it has and the other
-    categories share the rest. ``bank`` defaults to the whole content bank. Each row takes its answers from
-    the source's own answers of each item (:class:`AnswerUses`); pairs go first to items with answers left.
+    categories share the rest. ``bank`` defaults to the whole content bank.
+
+    Each row takes its answers from the source's own answers of each item (:class:`AnswerUses`). While the
+    bank has room, a category gives only as many rows as its answers serve within MAX_ANSWER_USES each
+    (law pairs little: most of its questions are about the user's own case), and the others give more.
     """
     bank = load_bank() if bank is None else bank
     capacity = {c: category_capacity(items, use_every_item_twice) for c, items in bank.items()}
     if n > sum(capacity.values()):
         raise ValueError(f"the bank cannot give {n} distinct dialogues (at most {sum(capacity.values())})")
-    specs: list[dict] = []
-    uses = AnswerUses(source)
-    by_id = {item.id: item for items in bank.values() for item in items}
-    for category, quota in quotas(n, list(bank), capacity).items():
+
+    def plan(category: str, quota: int, within_uses: bool) -> list[tuple[str, list[str], dict]]:
         rng = random.Random(f"{seed}:plan:{category}")
         items = list(bank[category])
         rng.shuffle(items)
-        chosen: list[tuple[str, list[str]]] = []
-        for item in items:
-            if len(chosen) >= quota:
-                break
-            if use_every_item_twice:
-                chosen += [("single", [item.id]), ("followup", [item.id])]
-            else:
-                chosen.append(("followup" if rng.random() < followup_share else "single", [item.id]))
-        chosen = chosen[:quota]
-        picks = []
-        for kind, ids in chosen:
-            item = by_id[ids[0]]
-            picks.append((kind, ids, {"answers": [uses.take(item)],
-                                      **({"followup_answer": uses.take(item, True)} if kind == "followup" else {})}))
-        pairs, over_cap = pair_candidates(tuple(items), rng), []
-        while len(picks) < quota:
-            a, b = next(pairs, (None, None))
-            if a is None:  # every pair with room is used: reuse the least used answers of the rest
-                if not over_cap:
-                    raise ValueError(f"the bank cannot give {quota} distinct '{category}' dialogues")
-                a, b = over_cap.pop(0)
-            elif not (uses.left(a) and uses.left(b)):
-                over_cap.append((a, b))
-                continue
-            picks.append(("pair", [a.id, b.id], {"answers": [uses.take(a), uses.take(b)]}))
+        return _plan_category(items, quota, AnswerUses(source), rng, followup_share, use_every_item_twice,
+                              within_uses)
+
+    within = {c: len(plan(c, capacity[c], within_uses=True)) for c in bank}
+    quota_of = quotas(min(n, sum(within.values())), list(bank), within)
+    if n > sum(within.values()):  # past the bank's room: the rest reuses answers, spread evenly
+        extra = quotas(n - sum(within.values()), list(bank), {c: capacity[c] - within[c] for c in bank})
+        quota_of = {c: quota_of[c] + extra[c] for c in bank}
+    specs: list[dict] = []
+    for category, quota in quota_of.items():
+        picks = plan(category, quota, within_uses=False)
+        if len(picks) < quota:
+            raise ValueError(f"the bank cannot give {quota} distinct '{category}' dialogues")
         for kind, ids, chosen_answers in picks:
             suffix = {"single": "", "followup": "~f", "pair": ""}[kind]
             specs.append({"id": f"{id_prefix}{'+'.join(ids)}{suffix}", "kind": kind, "items": ids,
