@@ -109,7 +109,8 @@ def test_seed_spellings_work_on_the_training_config():
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
-    cls = {"demo.yaml": DemoConfig, "tune.yaml": TuneConfig}.get(path.name)
+    cls = {"demo.yaml": DemoConfig, "demo-gemma.yaml": DemoConfig, "demo-smollm2.yaml": DemoConfig,
+           "tune.yaml": TuneConfig}.get(path.name)
     if cls is None:
         pytest.skip(f"no command known for {path.name}")
     cfg = parse_config(cls, ["--config", str(path)])

@@ -139,7 +139,11 @@ def sweep(tmp_path_factory, tiny_ko, ray_local):
                             {"learning_rate": -1.0}],
         num_samples=4, max_concurrent_trials=1, no_warning_rows=96, correction_rows=96, eval_share=0.15,
         train_rows=240, max_steps=24, save_steps=8, per_device_train_batch_size=8, gradient_accumulation_steps=1,
-        max_length=192, registered_model="korlora-tiny", experiment_name="korlora-tune-test", seed=5)
+        max_length=192, registered_model="korlora-tiny", experiment_name="korlora-tune-test", seed=5,
+        # the gate's eval runs on the held-out prompts; a 3M model after 24 steps is not held to a real bar here
+        # (tests/test_eval_gate.py tests the gate itself)
+        eval_max_new_tokens=24, min_korean_share=0.0, min_stop_share=0.0, max_disclaimer_start_share=1.0,
+        max_noise_start_share=1.0)
     server_root = root / "server"
     server_root.mkdir()
     saved = os.environ.get("MLFLOW_TRACKING_URI")
@@ -201,8 +205,10 @@ def test_champion_adapter_loads_with_autopeft(sweep, monkeypatch, tmp_path):
     champion = mlflow.MlflowClient().get_model_version_by_alias("korlora-tiny", "champion")
     assert champion.run_id == report["best"]["mlflow_run_id"]
     assert float(champion.tags["objective"]) == pytest.approx(report["best"]["metrics"]["objective"])
-    for tag in ("base_model", "data_manifest_sha256", "learning_rate", "mix", "start_disclaimer_share"):
+    for tag in ("base_model", "data_manifest_sha256", "learning_rate", "mix", "start_disclaimer_share",
+                "eval_korean", "eval_hangul_start", "eval_stop", "eval_score"):
         assert champion.tags[tag], tag
+    assert champion.tags["gate"] == "passed"
     local = mlflow.artifacts.download_artifacts("models:/korlora-tiny@champion", dst_path=str(tmp_path))
     model = AutoPeftModelForCausalLM.from_pretrained(local)
     with torch.no_grad():

@@ -17,6 +17,7 @@ class GateConfig:
         "help": "gate: largest share of answers that open with punctuation, invisible characters or a role tag"})
     min_stop_share: float = field(default=0.90, metadata={
         "help": "gate: least share of answers that end on their own before max_new_tokens"})
+    eval_max_new_tokens: int = field(default=192, metadata={"help": "answer length limit of the gate's eval"})
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from korlora.eval.config import GateConfig
 from korlora.train.config import TrainConfig
 
 # what the relearn stage itself decides about its training run: not flags of relearn / demo
@@ -27,8 +28,10 @@ class RelearnConfig:
     """``korlora relearn``: the root fix for answers that start with punctuation or disclaimers.
 
     clean → rebalance (disclaimers ≤ ``max_ratio``) → no-warning rows → correction rows → merge →
-    re-fine-tune (the seed's 5e-5, 1 epoch; continuing ``--init_adapter`` when given) → diagnose before and
-    after. Every ``korlora train`` flag applies to the re-fine-tune. One MLflow parent run with a child run
+    re-fine-tune (the seed's 5e-5, 1 epoch; continuing ``--init_adapter`` when given) → diagnose and
+    ``korlora eval`` (the held-out evaluation prompts) before and after; with ``--register``, the adapter
+    becomes a registry version and ``champion`` only past the gate. Every ``korlora train`` flag applies to
+    the re-fine-tune. One MLflow parent run with a child run
     per stage; every file under ``run_dir`` with a manifest. Finished stages whose inputs did not change are
     reused when the command runs again.
     """
@@ -43,8 +46,13 @@ class RelearnConfig:
     target_size: int | None = field(default=None, metadata={"help": "rows after the merge (with weights)"})
     diagnose_samples: int = field(default=2, metadata={"help": "sampled answers per prompt in the diagnosis"})
     diagnose_max_new_tokens: int = field(default=48, metadata={"help": "answer length in the diagnosis"})
+    register: str | None = field(default=None, metadata={
+        "help": "register the relearned adapter as a version of this MLflow registered model; the alias "
+                "'champion' moves to it only when its eval passes the gate and beats the champion"})
     train: TrainConfig = field(default_factory=relearn_train, metadata={
         "help": "the re-fine-tune", "set_by_stage": RELEARN_SETS})
+    gate: GateConfig = field(default_factory=GateConfig, metadata={
+        "help": "the eval before and after (its answer length) and the registry gate"})
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_ratio < 1:
@@ -80,3 +88,4 @@ class DemoConfig:
     diagnose_max_new_tokens: int = field(default=48, metadata={"help": "answer length in the diagnosis"})
     train: TrainConfig = field(default_factory=demo_train, metadata={
         "help": "the relearn (and legacy) training", "set_by_stage": RELEARN_SETS})
+    gate: GateConfig = field(default_factory=GateConfig, metadata={"help": "the relearn's eval before and after"})

@@ -43,7 +43,7 @@ def demo_command(cfg: DemoConfig) -> int:
     from korlora.data.build import build_dialogues
     from korlora.data.config import BuildConfig
     from korlora.models import resolve_model_path
-    from korlora.relearn.pipeline import print_before_after, run_relearn
+    from korlora.relearn.pipeline import print_before_after, print_eval_before_after, run_relearn
     from korlora.train.driver import run_training
 
     started = time.perf_counter()
@@ -70,7 +70,7 @@ def demo_command(cfg: DemoConfig) -> int:
     relearn = RelearnConfig(
         data_file=str(legacy_file), run_dir=str(run / "relearn"), no_warning_rows=cfg.no_warning_rows,
         correction_rows=cfg.correction_rows, diagnose_samples=cfg.diagnose_samples,
-        diagnose_max_new_tokens=cfg.diagnose_max_new_tokens,
+        diagnose_max_new_tokens=cfg.diagnose_max_new_tokens, gate=cfg.gate,
         train=dataclasses.replace(train, init_adapter=str(legacy_adapter)))
     results = {"plain loss": run_relearn(relearn)}
     if cfg.weighted_start_loss_weight != 1.0:
@@ -79,11 +79,12 @@ def demo_command(cfg: DemoConfig) -> int:
         name = f"start-weighted loss (W={cfg.weighted_start_loss_weight:g}, K={cfg.weighted_start_tokens})"
         results[name] = run_relearn(weighted)
 
-    report = {name: {"before": r["before"], "after": r["after"]} for name, r in results.items()}
+    report = {name: {"before": r["before"], "after": r["after"], "eval": r["eval"]} for name, r in results.items()}
     write_json(run / "demo_report.json", {"config": to_dict(cfg), "results": report})
     for name, r in results.items():
         print(f"\n[{name}]")
         print_before_after(r["before"], r["after"])
+        print_eval_before_after(r["eval"])
     from korlora.track.mlflow_utils import tracking_uri
 
     print(f"\ndone in {time.perf_counter() - started:.0f} s · files: {run}")

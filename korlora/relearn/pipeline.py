@@ -41,6 +41,26 @@ def _diagnose_stage(name: str, cfg: RelearnConfig, adapter: Path | None, out: Pa
     return Stage(name, run, inputs=inputs, outputs=[out / "diagnosis.json"], settings=asdict(dcfg))
 
 
+EVAL_KEYS = ("korean_share", "hangul_start_share", "punct_start_share", "invisible_start_share",
+             "disclaimer_start_share", "disclaimer_anywhere_share", "stop_share", "repetition_share",
+             "register_match_share", "heldout_answer_loss")
+
+
+def _eval_stage(name: str, cfg: RelearnConfig, adapter: Path | None, out: Path, inputs: list[Path]) -> Stage:
+    from korlora.eval.config import EvalConfig
+    from korlora.eval.report import evaluate
+
+    ecfg = EvalConfig(model_name_or_path=cfg.train.model_name_or_path, max_new_tokens=cfg.gate.eval_max_new_tokens,
+                      output_dir=str(out), mlflow=False)
+
+    def run() -> dict:
+        result = evaluate(cfg.train.model_name_or_path, str(adapter) if adapter else None, ecfg)
+        write_json(out / "eval.json", result)
+        return {k: result["overall"][k] for k in EVAL_KEYS if result["overall"].get(k) is not None}
+
+    return Stage(name, run, inputs=inputs, outputs=[out / "eval.json"], settings=asdict(ecfg))
+
+
 def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
     from korlora.clean.config import CleanConfig, MergeConfig, RebalanceConfig
     from korlora.clean.merge import merge_command
@@ -74,6 +94,7 @@ def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
 
     return [
         _diagnose_stage("diagnose_before", cfg, init, run_dir / "diagnose_before", [init] if init else []),
+        _eval_stage("eval_before", cfg, init, run_dir / "eval_before", [init] if init else []),
         Stage("clean", lambda: summary_of(clean_dataset(clean_cfg), "lines", "kept", "repaired", "dropped_total"),
               [original], [cleaned], to_dict(clean_cfg)),
         Stage("rebalance", lambda: {"before_share": (s := rebalance_dataset(rebalance_cfg))["before"]["share"],
@@ -87,6 +108,7 @@ def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
                                           "global_step"),
               [final, *([init] if init else [])], [adapter], {**to_dict(train_cfg), "run_dir": None}),
         _diagnose_stage("diagnose_after", cfg, adapter, run_dir / "diagnose_after", [adapter]),
+        _eval_stage("eval_after", cfg, adapter, run_dir / "eval_after", [adapter]),
     ]
 
 
@@ -119,7 +141,28 @@ def run_relearn(cfg: RelearnConfig) -> dict:
         mlflow.log_artifact(str(run_dir / "manifest.json"))
         before, after = results.get("diagnose_before", {}), results.get("diagnose_after", {})
         mlflow.log_metrics({f"after_{k}": v for k, v in after.items()})
-    return {"before": before, "after": after, "stages": runner.history, "run_dir": str(run_dir)}
+        evals = {"before": results.get("eval_before", {}), "after": results.get("eval_after", {})}
+        mlflow.log_metrics({f"eval_after_{k}": v for k, v in evals["after"].items()})
+        registered = None
+        if cfg.register:
+            registered = _register(cfg, parent.info.run_id, run_dir)
+    return {"before": before, "after": after, "eval": evals, "registered": registered, "stages": runner.history,
+            "run_dir": str(run_dir)}
+
+
+def _register(cfg: RelearnConfig, run_id: str, run_dir: Path) -> dict:
+    """The relearned adapter as a version of ``cfg.register``, tagged with its eval; champion past the gate."""
+    import json
+
+    import mlflow
+
+    from korlora.track.registry import promote_champion
+
+    mlflow.log_artifacts(str(run_dir / "adapter"), "adapter")
+    overall = json.loads((run_dir / "eval_after" / "eval.json").read_text(encoding="utf-8"))["overall"]
+    return promote_champion(mlflow.MlflowClient(), cfg.register, run_id, "adapter", evaluation=overall,
+                            gate=cfg.gate, tags={"base_model": cfg.train.model_name_or_path,
+                                                 "init_adapter": cfg.train.init_adapter or "", "stage": "relearn"})
 
 
 def print_before_after(before: dict, after: dict) -> None:
@@ -135,9 +178,38 @@ def print_before_after(before: dict, after: dict) -> None:
         print(f"{'held-out answer loss (nats/token)':<34}{b:>10}{a:>10}")
 
 
+def print_eval_before_after(evals: dict) -> None:
+    """The held-out evaluation prompts (never used for selection) before and after."""
+    before, after = evals.get("before", {}), evals.get("after", {})
+    if not before and not after:
+        return
+    labels = {"korean_share": "Korean answers", "hangul_start_share": "Hangul start",
+              "punct_start_share": "punctuation start", "invisible_start_share": "invisible start",
+              "disclaimer_start_share": "disclaimer start", "disclaimer_anywhere_share": "disclaimer anywhere",
+              "stop_share": "stops on its own", "repetition_share": "repetition loop",
+              "register_match_share": "register as asked", "heldout_answer_loss": "reference loss (nats/token)"}
+    print(f"\n{'eval set (held out)':<34}{'before':>10}{'after':>10}")
+    for key, label in labels.items():
+        cells = [("-" if key not in d else f"{d[key]:.3f}" if key == "heldout_answer_loss" else f"{d[key]:.1%}")
+                 for d in (before, after)]
+        print(f"{label:<34}{cells[0]:>10}{cells[1]:>10}")
+
+
+def print_registration(registered: dict | None) -> None:
+    if not registered:
+        return
+    gate = registered.get("gate") or {}
+    verdict = ("champion now" if registered["promoted"] else
+               "refused by the gate: " + "; ".join(gate["failures"]) if gate and not gate["passed"] else
+               "passes the gate but does not beat the champion")
+    print(f"registered {registered['name']} v{registered['version']}: {verdict}")
+
+
 def relearn_command(cfg: RelearnConfig) -> int:
     result = run_relearn(cfg)
     print_before_after(result["before"], result["after"])
+    print_eval_before_after(result["eval"])
+    print_registration(result["registered"])
     print(f"\nrun directory: {result['run_dir']}")
     from korlora.track.mlflow_utils import tracking_uri
 

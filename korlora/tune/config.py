@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from korlora.eval.config import GateConfig
 from korlora.train.config import TrainConfig
 
 # name → {distribution: arguments}; distributions: loguniform, uniform, quniform, choice
@@ -38,8 +39,10 @@ class TuneConfig:
     Objective (minimised): ``eval_loss`` on held-out clean data + ``start_penalty`` × (disclaimer-start +
     punctuation-start share of greedy answers to the held-out diagnosis prompts), measured at every
     evaluation — a trial cannot win by fitting the noise. Optuna (seeded) proposes, ASHA stops weak trials
-    early; the sweep is one MLflow parent run with a nested run per trial, and the best adapter is
-    registered with the alias ``champion`` when it beats the current champion.
+    early; the sweep is one MLflow parent run with a nested run per trial. The best adapter is registered and
+    ``korlora eval`` answers the held-out evaluation prompts with it (which selection never saw); the
+    alias ``champion`` moves to it only when those figures pass the ``gate`` thresholds and beat the
+    current champion's.
     """
 
     data_file: str = field(default="data/korean_sft_train.jsonl", metadata={"help": "the original SFT data"})
@@ -62,6 +65,7 @@ class TuneConfig:
     registered_model: str = field(default="korlora-adapter", metadata={"help": "MLflow registered model name"})
     train: TrainConfig = field(default_factory=tune_train, metadata={
         "help": "each trial's training", "set_by_stage": TUNE_SETS})
+    gate: GateConfig = field(default_factory=GateConfig, metadata={"help": "when the best adapter becomes champion"})
 
     def __post_init__(self) -> None:
         from korlora.tune.space import check_space

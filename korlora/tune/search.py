@@ -317,16 +317,22 @@ def run_sweep(cfg: TuneConfig) -> dict:
 
 
 def register_best(client, cfg: TuneConfig, best: dict, model_path: str, sweep: str) -> dict:
-    """A registry version for the best trial's adapter, tagged with what made it; ``champion`` moves to it
-    when it beats the current champion's objective."""
+    """A registry version for the best trial's adapter, tagged with what made it and with its ``korlora eval``
+    figures on the held-out evaluation prompts; ``champion`` moves to it when they pass the gate and beat
+    the current champion's."""
+    from korlora.eval.config import EvalConfig
+    from korlora.eval.report import evaluate
     from korlora.track.registry import promote_champion
+
+    evaluation = evaluate(model_path, best["adapter"], EvalConfig(max_new_tokens=cfg.gate.eval_max_new_tokens,
+                                                                 mlflow=False))
 
     manifest = Path(best["adapter"]).parent / "data" / "train.manifest.json"
     figures = {k: round(v, 4) for k, v in best["metrics"].items()
                if k.startswith("start_") or k in ("eval_loss", "objective")}
     return promote_champion(
         client, cfg.registered_model, best["mlflow_run_id"], artifact_path="adapter",
-        objective=best["metrics"]["objective"],
+        objective=best["metrics"]["objective"], evaluation=evaluation["overall"], gate=cfg.gate,
         tags={"base_model": cfg.train.model_name_or_path, "base_model_path": model_path,
               "data_manifest_sha256": sha256_file(manifest) if manifest.exists() else "",
               "learning_rate": best["config"]["learning_rate"],
@@ -344,8 +350,15 @@ def print_sweep(report: dict) -> None:
               f"{m.get('eval_loss', math.nan):>11.4f}{bad:>12.1%}")
     champion = report.get("champion")
     if champion:
-        moved = "moved to this sweep's best" if champion["promoted"] else "kept (this sweep did not beat it)"
-        print(f"\nchampion: {champion['name']} v{champion['champion_version']} — {moved}")
+        gate = champion.get("gate") or {}
+        if champion["promoted"]:
+            moved = "moved to this sweep's best"
+        elif gate and not gate["passed"]:
+            moved = "kept: this sweep's best fails the gate (" + "; ".join(gate["failures"]) + ")"
+        else:
+            moved = "kept: this sweep's best does not beat it on the eval set"
+        where = f"v{champion['champion_version']}" if champion["champion_version"] else "none yet"
+        print(f"\nchampion: {champion['name']} {where} — {moved}")
 
 
 def tune_command(cfg: TuneConfig) -> int:
