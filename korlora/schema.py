@@ -39,6 +39,8 @@ class Reason(StrEnum):
     CROSS_SOURCE_NEAR_DUPLICATE = "cross_source_near_duplicate"  # near duplicate of a row of an earlier source
     # rebalancing
     DISCLAIMER_OVER_CAP = "disclaimer_over_cap"  # a disclaimer row dropped to keep the share under the cap
+    # preference pairs
+    CHOSEN_EQUALS_REJECTED = "chosen_equals_rejected"  # a pair whose two answers are the same text
 
 
 REASON_DOCS: dict[Reason, str] = {
@@ -56,6 +58,7 @@ REASON_DOCS: dict[Reason, str] = {
     Reason.CROSS_SOURCE_DUPLICATE: "merge: exact duplicate of a row of an earlier source",
     Reason.CROSS_SOURCE_NEAR_DUPLICATE: "merge: near duplicate of a row of an earlier source",
     Reason.DISCLAIMER_OVER_CAP: "disclaimer row removed to keep the disclaimer share under the cap",
+    Reason.CHOSEN_EQUALS_REJECTED: "preference pair whose chosen and rejected answers are the same",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -9,7 +10,10 @@ import yaml
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 # TrainConfig fields that are not SFTConfig fields of the same meaning: the worker maps them itself
-NOT_SFT = frozenset({"output_dir", "bf16", "sft"})
+NOT_SFT = frozenset({"output_dir", "bf16", "sft", "method"})
+METHODS = ("sft", "dpo", "orpo")
+# set by korlora whatever the method (the worker decides precision and device; SFT always trains on answers only)
+MANAGED = frozenset({"output_dir", "bf16", "fp16", "use_cpu", "report_to", "assistant_only_loss"})
 
 
 def profiles() -> list[str]:
@@ -18,11 +22,13 @@ def profiles() -> list[str]:
 
 @dataclass
 class TrainConfig:
-    """LoRA / QLoRA supervised fine-tuning of a chat model with TRL's ``SFTTrainer`` on Ray Train.
+    """LoRA / QLoRA fine-tuning of a chat model with TRL on Ray Train: supervised (``SFTTrainer``) or on
+    preference pairs (``DPOTrainer``, ``ORPOTrainer``), chosen by ``method``.
 
     The one set of training options: ``korlora train`` takes them as flags, and ``relearn``, ``tune`` and
-    ``demo`` take the same flags (and a ``train:`` mapping in their YAML). Options named like an
-    ``SFTConfig`` field are passed to it under that name; any other ``SFTConfig`` setting goes in ``sft``.
+    ``demo`` take the same flags (and a ``train:`` mapping in their YAML). Options named like a field of the
+    method's TRL config (``SFTConfig``, ``DPOConfig`` or ``ORPOConfig``) are passed to it under that name; any
+    other setting of that config goes in ``sft`` (e.g. ``sft: {beta: 0.1}`` for DPO), checked against it.
     Device, dtype, attention kernel and 4-bit loading are decided by each Ray Train worker, on the machine
     that runs the model (``None``/``auto`` = what that machine supports).
     """
@@ -42,11 +48,14 @@ class TrainConfig:
         "help": f"defaults for a kind of machine ({', '.join(profiles())}: korlora/train/profiles/*.yaml); "
                 "flags and --config values win over it"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    method: str = field(default="sft", metadata={
+        "help": "sft (chat rows) | dpo | orpo (preference pairs: prompt, chosen, rejected; korlora/train/preference.py)"})
     # data
-    data_file: str = field(default="data/korean_sft_final.jsonl", metadata={"help": "chat JSONL to train on"})
+    data_file: str = field(default="data/korean_sft_final.jsonl", metadata={
+        "help": "JSONL to train on: chat rows for sft, preference pairs for dpo and orpo"})
     eval_share: float = field(default=0.05, metadata={"help": "share of rows held out for eval loss"})
     eval_file: str | None = field(default=None, metadata={
-        "help": "chat JSONL to evaluate on instead of a held-out share of data_file"})
+        "help": "JSONL (like data_file) to evaluate on instead of a held-out share of data_file"})
     max_length: int = field(default=1024, metadata={"help": "longest tokenised row (longer rows are truncated)"})
     packing: bool = field(default=False, metadata={"help": "pack rows into max_length sequences"})
     # optimisation (SFTConfig's names)
@@ -63,7 +72,8 @@ class TrainConfig:
     save_steps: int = field(default=50, metadata={"help": "checkpoint (and eval) every this many steps"})
     seed: int = field(default=42, metadata={"help": "seed"})
     sft: dict | None = field(default=None, metadata={
-        "help": "any other SFTConfig setting, as a YAML mapping (e.g. {optim: adamw_torch_fused, max_grad_norm: 0.5})"})
+        "help": "any other setting of the method's TRL config (SFTConfig, DPOConfig or ORPOConfig), as a YAML "
+                "mapping (e.g. {optim: adamw_torch_fused, max_grad_norm: 0.5}; {beta: 0.1} for dpo)"})
     # LoRA (ModelConfig's names)
     lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha"})
@@ -119,27 +129,50 @@ class TrainConfig:
             raise ValueError("--start_penalty must be zero or more")
         if self.use_4bit and self.use_gpu is False:
             raise ValueError("--use_4bit needs a GPU, but --use_gpu false was given")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose from {', '.join(METHODS)}")
+        if self.method != "sft":
+            sft_only = [flag for flag, on in (("--packing", self.packing),
+                                              ("--start_tokens", self.start_tokens > 0)) if on]
+            if sft_only:
+                raise ValueError(f"{', '.join(sft_only)}: SFT only, not for --method {self.method}")
         if self.sft:
-            check_sft_keys(self.sft)
+            check_sft_keys(self.sft, self.method)
 
     def sft_values(self) -> dict:
-        """The options that ``SFTConfig`` takes under the same name, plus ``sft``."""
-        names = sft_field_names()
+        """The options that the method's TRL config takes under the same name, plus ``sft``."""
+        names = sft_field_names(self.method)
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name in names and f.name not in NOT_SFT}
         return {**values, **(self.sft or {})}
 
 
-def sft_field_names() -> frozenset[str]:
+def method_config_class(method: str = "sft") -> type:
+    """The TRL config class of a training method (ORPO lives in ``trl.experimental`` since TRL 1.0)."""
+    if method == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig
+    if method == "orpo":
+        with warnings.catch_warnings():  # korlora uses it knowingly: no "experimental" warning on every check
+            warnings.filterwarnings("ignore", message=".*trl.experimental.*")
+            from trl.experimental.orpo import ORPOConfig
+
+        return ORPOConfig
     from trl import SFTConfig  # light: TRL imports its trainers lazily
 
-    return frozenset(f.name for f in fields(SFTConfig))
+    return SFTConfig
 
 
-def check_sft_keys(values: dict) -> None:
-    unknown = sorted(set(values) - sft_field_names())
+def sft_field_names(method: str = "sft") -> frozenset[str]:
+    return frozenset(f.name for f in fields(method_config_class(method)))
+
+
+def check_sft_keys(values: dict, method: str = "sft") -> None:
+    """``sft:`` settings must be fields of the method's TRL config, and not ones korlora sets itself."""
+    unknown = sorted(set(values) - sft_field_names(method))
     if unknown:
-        raise ValueError(f"sft: {', '.join(unknown)} are not SFTConfig settings")
-    managed = sorted(set(values) & {"output_dir", "bf16", "fp16", "use_cpu", "report_to", "assistant_only_loss"})
+        raise ValueError(f"sft: {', '.join(unknown)} are not {method_config_class(method).__name__} settings")
+    managed = sorted(set(values) & MANAGED)
     if managed:
         raise ValueError(f"sft: {', '.join(managed)} are set by korlora (use the korlora option, if any)")
 

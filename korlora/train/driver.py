@@ -2,7 +2,8 @@
 
 The driver decides only what a driver can know: whether the cluster has (or its autoscaler can launch) GPU
 nodes, so that workers ask for GPUs (:func:`korlora.train.cluster.resolve_use_gpu`), and whether the chat
-template can be trained on (the pre-flight check and the assistant mask, from the tokenizer alone). Device,
+template can be trained on (the pre-flight check and the assistant mask, from the tokenizer alone; for
+``--method dpo|orpo``, that every line of the pair file is a valid pair). Device,
 dtype, attention kernel and 4-bit loading are chosen by each worker, on the machine that runs the model,
 and reported back. The driver opens the MLflow run, launches a ``TorchTrainer``, and finally copies the
 adapter from the last checkpoint into ``output_dir`` and logs it. Re-running with the same settings finds
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from korlora.config import to_dict
 from korlora.errors import KorloraError
-from korlora.io import sha256_file
+from korlora.io import sha256_file, write_jsonl
 from korlora.logs import VERBOSE_ENV, verbose
 from korlora.train.config import TrainConfig
 from korlora.train.model import load_tokenizer
@@ -84,16 +85,45 @@ def default_run_name(cfg: TrainConfig, data_digest: str) -> str:
 
 def preflight(cfg: TrainConfig) -> dict:
     """Checks that need only the tokenizer, before any worker starts: the chat template's family is one
-    korlora can vouch for, and the assistant-only mask labels the answers."""
+    korlora can vouch for, and the assistant-only mask labels the answers (SFT) or every pair is valid and
+    its prompt tokens are a prefix of prompt + answer (DPO, ORPO)."""
     from korlora.models import resolve_model_path
     from korlora.models.check import check_chat_template
 
     tokenizer = load_tokenizer(resolve_model_path(cfg.model_name_or_path), cfg.trust_remote_code)
     template = check_chat_template(tokenizer)
+    if cfg.method != "sft":
+        return _preflight_pairs(cfg, tokenizer, template.family)
     mask = assistant_mask_coverage(tokenizer, load_chat_rows(cfg.data_file))
     print(f"chat template: {template.family} · assistant tokens with labels {mask['assistant_labeled_share']:.1%}"
           f" · other tokens without labels {mask['other_unlabeled_share']:.1%}")
     return mask
+
+
+def _preflight_pairs(cfg: TrainConfig, tokenizer, family: str) -> dict:
+    """Every line of the pair files is a pair or a reject; with rejects, write them next to the data and stop
+    (as SFT training does for chat rows), so that no line is dropped unseen."""
+    from korlora.train.preference import prompt_prefix_share, read_pairs
+
+    pairs: dict[str, list[dict]] = {}
+    for path in filter(None, (cfg.data_file, cfg.eval_file)):
+        result = read_pairs(path)
+        if result.rejects:
+            write_jsonl(f"{path}.rejects.jsonl", result.rejects)
+            first = result.rejects[0]
+            raise KorloraError(f"{path}: {len(result.rejects)} of {result.lines} lines are not valid pairs (first: "
+                               f"line {first['line']}, {first['reason']}: {first['detail']}); every reject is in "
+                               f"{path}.rejects.jsonl: fix or remove those lines")
+        if not result.rows:
+            raise KorloraError(f"{path} has no pairs")
+        pairs[path] = result.rows
+    train = pairs[cfg.data_file]
+    share = prompt_prefix_share(tokenizer, train)
+    print(f"chat template: {family} · {len(train)} preference pairs · prompt a prefix of prompt + answer in "
+          f"{share:.1%}")
+    if share < 1:
+        print("warning: where the prompt is not a prefix, TRL cuts the prompt's end and the answer starts elsewhere")
+    return {"preference_pairs": len(train), "prompt_prefix_share": share}
 
 
 def _copy_adapter(checkpoint, out: Path) -> None:
@@ -147,13 +177,13 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None, mlflow_run_id:
             from korlora.track.mlflow_utils import tracking_uri
 
             mlflow_run = {"run_id": run.info.run_id, "tracking_uri": tracking_uri()}
-            if "assistant_labeled_share" not in run.data.metrics:  # not a resumed run
+            if next(iter(mask)) not in run.data.metrics:  # not a resumed run
                 mlflow.log_metrics(mask)
                 if cfg.data_manifest and Path(cfg.data_manifest).exists():
                     mlflow.log_artifact(cfg.data_manifest, "data")
             run_dir.mkdir(parents=True, exist_ok=True)
             id_file.write_text(run.info.run_id)
-        print(f"training {cfg.model_name_or_path}: {cfg.num_workers} worker(s) with "
+        print(f"training {cfg.model_name_or_path} ({cfg.method}): {cfg.num_workers} worker(s) with "
               f"{'a GPU each' if use_gpu else 'CPUs'} · run {name}", flush=True)
         trainer = TorchTrainer(
             train_loop_per_worker,
@@ -183,7 +213,8 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None, mlflow_run_id:
         if run is not None:
             import mlflow
 
-            mlflow.log_metrics({k: v for k, v in metrics.items() if k in ("eval_loss", "train_loss_final")})
+            mlflow.log_metrics({k: v for k, v in metrics.items()
+                                if k in ("eval_loss", "train_loss_final", "eval_rewards/margins")})
             mlflow.log_artifacts(str(out), "adapter")
     if hardware:
         print(f"trained on: {hardware.get('device')} · {'bf16' if hardware.get('bf16') else 'float32'} · "
@@ -194,6 +225,7 @@ def run_training(cfg: TrainConfig, callbacks: list | None = None, mlflow_run_id:
 
 def train_command(cfg: TrainConfig) -> int:
     result = run_training(cfg)
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items() if k in ("eval_loss", "train_loss_final"))
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in result.metrics.items()
+                      if k in ("eval_loss", "train_loss_final", "eval_rewards/margins"))
     print(f"done: {shown}")
     return 0

@@ -13,11 +13,15 @@ def split_rows(rows: list[dict], eval_share: float) -> tuple[list[dict], list[di
     train, held_out = [], []
     for i, row in enumerate(rows):
         key = str(row.get("id", i)) + row["messages"][-1]["content"][:64]
-        bucket = int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
-        (held_out if bucket < eval_share else train).append({"messages": row["messages"]})
+        (held_out if in_held_out(key, eval_share) else train).append({"messages": row["messages"]})
     if not train:
         raise KorloraError("no training rows left after the eval split")
     return train, held_out
+
+
+def in_held_out(key: str, eval_share: float) -> bool:
+    """Whether the row with this key is held out: a hash bucket, the same on every worker and in any order."""
+    return int(hashlib.sha256(key.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF < eval_share
 
 
 def load_chat_rows(path: str) -> list[dict]:

@@ -1,4 +1,5 @@
-"""The Ray Train worker: one TRL ``SFTTrainer`` per worker, DDP across workers, checkpoints to Ray."""
+"""The Ray Train worker: one TRL trainer per worker (``SFTTrainer``, or ``DPOTrainer`` / ``ORPOTrainer`` on
+preference pairs), DDP across workers, checkpoints to Ray."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from korlora.logs import verbose
-from korlora.train.config import TrainConfig
+from korlora.train.config import TrainConfig, method_config_class
 from korlora.train.model import Hardware, load_base_model, load_tokenizer, lora_config, resolve_hardware
 from korlora.train.sft import load_chat_rows, split_rows, start_weighted_loss_func
 
 ADAPTER_DIR = "adapter"
 FINAL_METRICS = "final_metrics.json"  # only in the final checkpoint: the run is complete
-STEP_LINE_KEYS = ("loss", "eval_loss", "objective", "start_disclaimer_share", "learning_rate", "train_loss")
+STEP_LINE_KEYS = ("loss", "eval_loss", "rewards/margins", "eval_rewards/margins", "objective",
+                  "start_disclaimer_share", "learning_rate", "train_loss")
 
 
 def _callbacks(rank: int, mlflow_run: dict | None):
@@ -127,25 +129,39 @@ def _finished_run(checkpoint) -> dict | None:
         return json.loads(marker.read_text()) if marker.is_file() else None
 
 
-def sft_args(cfg: TrainConfig, hardware: Hardware, work_dir: str, has_eval: bool, rank: int):
-    """``SFTConfig`` from the training options: korlora's defaults, then every option SFTConfig knows by
-    name (and ``cfg.sft``), then what this worker decided (precision, device) and what korlora needs."""
-    from trl import SFTConfig
-
+def trainer_args(cfg: TrainConfig, hardware: Hardware, work_dir: str, has_eval: bool, rank: int):
+    """The method's TRL config (``SFTConfig``, ``DPOConfig``, ``ORPOConfig``) from the training options:
+    korlora's defaults, then every option that config knows by name (and ``cfg.sft``), then what this worker
+    decided (precision, device) and what korlora needs."""
     defaults = {"per_device_eval_batch_size": cfg.per_device_train_batch_size, "ddp_find_unused_parameters": False,
                 "gradient_checkpointing_kwargs": {"use_reentrant": False}, "save_strategy": "steps",
                 "eval_strategy": "steps" if has_eval else "no", "eval_steps": cfg.save_steps, "save_total_limit": 2,
-                "data_seed": cfg.seed, "dataloader_num_workers": 0, "disable_tqdm": rank != 0 or not verbose(),
-                "padding_free": cfg.packing and hardware.attn_implementation.startswith("flash")}
-    return SFTConfig(**{**defaults, **cfg.sft_values()}, output_dir=work_dir, bf16=hardware.bf16,
-                     use_cpu=hardware.device == "cpu", assistant_only_loss=True, report_to="none")
+                "data_seed": cfg.seed, "dataloader_num_workers": 0, "disable_tqdm": rank != 0 or not verbose()}
+    managed = {"output_dir": work_dir, "bf16": hardware.bf16, "use_cpu": hardware.device == "cpu", "report_to": "none"}
+    if cfg.method == "sft":
+        defaults["padding_free"] = cfg.packing and hardware.attn_implementation.startswith("flash")
+        managed["assistant_only_loss"] = True
+    return method_config_class(cfg.method)(**{**defaults, **cfg.sft_values()}, **managed)
+
+
+def _datasets(cfg: TrainConfig) -> tuple[list[dict], list[dict]]:
+    """Training and eval rows: chat rows for SFT, conversational preference pairs for DPO and ORPO."""
+    if cfg.method == "sft":
+        if cfg.eval_file:
+            return ([{"messages": r["messages"]} for r in load_chat_rows(cfg.data_file)],
+                    [{"messages": r["messages"]} for r in load_chat_rows(cfg.eval_file)])
+        return split_rows(load_chat_rows(cfg.data_file), cfg.eval_share)
+    from korlora.train.preference import load_pairs, split_pairs, trainer_row
+
+    if cfg.eval_file:
+        return [trainer_row(p) for p in load_pairs(cfg.data_file)], [trainer_row(p) for p in load_pairs(cfg.eval_file)]
+    return split_pairs(load_pairs(cfg.data_file), cfg.eval_share)
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     import ray.train
     from peft import PeftModel
     from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
-    from trl import SFTTrainer
 
     from korlora.logs import quiet_libraries
     from korlora.models import resolve_model_path
@@ -176,24 +192,24 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     from datasets import Dataset
 
-    if cfg.eval_file:
-        train_rows = [{"messages": r["messages"]} for r in load_chat_rows(cfg.data_file)]
-        eval_rows = [{"messages": r["messages"]} for r in load_chat_rows(cfg.eval_file)]
+    train_rows, eval_rows = _datasets(cfg)
+    work_dir = tempfile.mkdtemp(prefix=f"korlora-{cfg.method}-")
+    common = dict(model=model, args=trainer_args(cfg, hardware, work_dir, bool(eval_rows), rank),
+                  train_dataset=Dataset.from_list(train_rows),
+                  eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                  processing_class=tokenizer, peft_config=peft_config,
+                  callbacks=[*_start_callbacks(cfg, rank, tokenizer), RayTrainReportCallback(),
+                             *_callbacks(rank, config.get("mlflow"))])
+    if cfg.method == "sft":
+        from trl import SFTTrainer
+
+        weighted = cfg.start_tokens > 0 and cfg.start_loss_weight != 1.0
+        loss_func = start_weighted_loss_func(cfg.start_loss_weight, cfg.start_tokens) if weighted else None
+        trainer = SFTTrainer(**common, compute_loss_func=loss_func)
     else:
-        train_rows, eval_rows = split_rows(load_chat_rows(cfg.data_file), cfg.eval_share)
-    work_dir = tempfile.mkdtemp(prefix="korlora-sft-")
-    weighted = cfg.start_tokens > 0 and cfg.start_loss_weight != 1.0
-    trainer = SFTTrainer(
-        model=model,
-        args=sft_args(cfg, hardware, work_dir, bool(eval_rows), rank),
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        compute_loss_func=start_weighted_loss_func(cfg.start_loss_weight, cfg.start_tokens) if weighted else None,
-        callbacks=[*_start_callbacks(cfg, rank, tokenizer), RayTrainReportCallback(),
-                   *_callbacks(rank, config.get("mlflow"))],
-    )
+        from korlora.train.preference import preference_trainer
+
+        trainer = preference_trainer(cfg.method, **common)
     trainer = prepare_trainer(trainer)
     if not verbose():  # StepLines prints the progress; the printer would repeat every log as a dict
         from transformers.trainer_callback import PrinterCallback
@@ -213,12 +229,13 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                **{f"hardware_{k}": v for k, v in asdict(hardware).items()}}
     if eval_rows:
         evaluation = trainer.evaluate()
-        metrics.update({k: v for k, v in evaluation.items() if k == "eval_loss" or k.startswith("start_")
-                        or k == "objective"})
+        metrics.update({k: v for k, v in evaluation.items() if k in ("eval_loss", "objective")
+                        or k.startswith(("start_", "eval_rewards/"))})
     with tempfile.TemporaryDirectory() as tmp:
         final = None
         if rank == 0:
-            trainer.model.save_pretrained(os.path.join(tmp, ADAPTER_DIR))
+            # only the trained adapter: DPO adds a frozen copy of an --init_adapter named "ref"
+            trainer.model.save_pretrained(os.path.join(tmp, ADAPTER_DIR), selected_adapters=["default"])
             tokenizer.save_pretrained(os.path.join(tmp, ADAPTER_DIR))
             Path(tmp, FINAL_METRICS).write_text(json.dumps(metrics))
             final = ray.train.Checkpoint.from_directory(tmp)
