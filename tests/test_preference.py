@@ -190,24 +190,32 @@ def test_dpo_on_ray_raises_the_margin_of_clean_starts(tmp_path, tiny_ko, ray_loc
     assert {k for (k,) in db.execute("select key from metrics")} >= {"preference_pairs", "prompt_prefix_share"}
 
 
+def sft_adapter(tmp_path: Path, tiny_ko: Path):
+    """A LoRA adapter with non-zero weights (what an SFT run leaves), saved with its tokenizer."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_ko),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    path = tmp_path / "sft_adapter"
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(tiny_ko).save_pretrained(path)
+    return model, path
+
+
 @pytest.mark.slow
 def test_dpo_continues_the_init_adapter_against_itself(tmp_path, tiny_ko, ray_local, monkeypatch):
     """SFT → DPO: the adapter is loaded trainable and is the starting point (a tiny learning rate leaves it
     where it was, not at a zero LoRA), and DPO's reference is that adapter (TRL's frozen "ref" copy): at the
     first step the policy equals the reference, so every reward is 0, while the adapter-disabled base differs."""
-    from peft import LoraConfig, get_peft_model
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from korlora.train.driver import run_training
 
     monkeypatch.chdir(tmp_path)
-    torch.manual_seed(0)
-    sft = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_ko),
-                         LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    init = tmp_path / "sft_adapter"
-    sft.save_pretrained(init)
-    AutoTokenizer.from_pretrained(tiny_ko).save_pretrained(init)
+    sft, init = sft_adapter(tmp_path, tiny_ko)
     result = run_training(config(tmp_path, init_adapter=str(init), output_dir=str(tmp_path / "dpo"), max_steps=2,
                                  save_steps=2, logging_steps=1, learning_rate=1e-12, experiment_name="test-dpo-init"))
     start = load_file(init / "adapter_model.safetensors")
@@ -237,3 +245,30 @@ def test_orpo_runs_on_ray(tmp_path, tiny_ko, ray_local, monkeypatch):
                                  sft={"beta": 0.1}, mlflow=False))
     assert result.metrics["global_step"] == 4 and result.metrics["eval_loss"] == result.metrics["eval_loss"]
     assert AutoPeftModelForCausalLM.from_pretrained(str(result.output_dir)) is not None
+
+
+@pytest.mark.slow
+def test_killed_dpo_worker_resumes_from_checkpoint(tmp_path, tiny_ko, ray_local, monkeypatch):
+    """A DPO run continuing an adapter (so its checkpoints also hold TRL's "ref" copy) is killed at step 6 and
+    resumes from the step-4 checkpoint instead of starting again."""
+    from safetensors.torch import load_file
+
+    from korlora.raycompat import init_local_ray
+    from korlora.train.driver import run_training
+
+    monkeypatch.chdir(tmp_path)
+    _, init = sft_adapter(tmp_path, tiny_ko)
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("KORLORA_TEST_KILL_AT_STEP", "6")
+    monkeypatch.setenv("KORLORA_TEST_KILL_MARKER", str(marker))
+    ray_local.shutdown()  # workers inherit the environment of a fresh local Ray
+    init_local_ray(num_cpus=2)
+    result = run_training(config(tmp_path, init_adapter=str(init), max_steps=8, save_steps=4,
+                                 experiment_name="test-dpo-kill"))
+    assert marker.read_text() == "6" and result.metrics["global_step"] == 8
+    db = sqlite3.connect(tmp_path / "mlflow.db")
+    steps = [s for (s,) in db.execute("select step from metrics where key='rewards/margins' order by step")]
+    assert steps.count(2) == 1 and steps.count(4) == 1 and max(steps) == 8  # steps 1-4 were not redone
+    start = load_file(init / "adapter_model.safetensors")
+    end = load_file(result.output_dir / "adapter_model.safetensors")
+    assert start.keys() == end.keys() and any(not torch.allclose(start[k], end[k]) for k in start)
