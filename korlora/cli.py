@@ -47,7 +47,7 @@ COMMANDS: list[Command] = [
             "korlora.clean.config:RebalanceConfig", "korlora.clean.rebalance:rebalance_command", ("input",)),
     Command(("data", "merge"), "mix datasets by weight into one training file with a manifest",
             "korlora.clean.config:MergeConfig", "korlora.clean.merge:merge_command"),
-    Command(("train",), "LoRA / QLoRA SFT with TRL on Ray Train",
+    Command(("train",), "LoRA / QLoRA SFT, DPO or ORPO with TRL on Ray Train",
             "korlora.train.config:TrainConfig", "korlora.train.driver:train_command"),
     Command(("chat",), "talk to a base model or an adapter with its chat template",
             "korlora.train.config:ChatConfig", "korlora.train.inference:chat_command"),

@@ -25,7 +25,7 @@ def small_values(tmp_path: Path, data_file: Path, **overrides) -> dict:
     values = dict(data_file=str(data_file), model_name_or_path="tiny-ko", run_dir=str(tmp_path / "run"),
                   no_warning_rows=60, correction_rows=60, learning_rate=2e-3, max_steps=4,
                   per_device_train_batch_size=4, gradient_accumulation_steps=1, max_length=256, diagnose_samples=0,
-                  diagnose_max_new_tokens=4, experiment_name="test-relearn")
+                  diagnose_max_new_tokens=4, eval_max_new_tokens=8, experiment_name="test-relearn")
     return {**values, **overrides}
 
 
@@ -89,6 +89,46 @@ def test_relearn_resumes_without_redoing_data_stages(tmp_path, tiny_ko, legacy_f
         "select r.name from runs r join tags t on t.run_uuid = r.run_uuid "
         "where t.key = 'mlflow.parentRunId' and t.value = ?", (parent,))}
     assert {"clean", "rebalance", "no_warning", "correction", "merge", "train", "diagnose_after"} <= children
+
+
+@pytest.mark.slow
+def test_relearn_with_dpo_registers_past_the_gate_only(tmp_path, tiny_ko, legacy_file, monkeypatch):
+    """SFT relearn → DPO on the correction pairs → diagnosis and eval of the DPO adapter → a registry version;
+    the same adapter registered again under a gate it cannot pass is refused and the champion stays."""
+    import mlflow
+    from peft import AutoPeftModelForCausalLM
+
+    from korlora.relearn.pipeline import run_relearn
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    lenient = dict(min_korean_share=0.0, min_stop_share=0.0, max_disclaimer_start_share=1.0,
+                   max_noise_start_share=1.0)
+    cfg = small_relearn(tmp_path, legacy_file, preference="dpo", preference_steps=4, preference_learning_rate=1e-3,
+                        register="ko-relearn", **lenient)
+    result = run_relearn(cfg)
+    run_dir = Path(cfg.run_dir)
+    status = {s["stage"]: s["status"] for s in result["stages"]}
+    assert status["preference"] == "ran"
+    preference = json.loads((run_dir / "stages" / "preference.json").read_text())["result"]
+    assert preference["global_step"] == 4
+    diagnosis = json.loads((run_dir / "diagnose_after" / "diagnosis.json").read_text())
+    assert diagnosis["adapter"] == str(run_dir / "adapter_preference")
+    assert json.loads((run_dir / "eval_after" / "eval.json").read_text())["adapter"] == str(run_dir / "adapter_preference")
+    assert set(result["eval"]["after"]) >= {"korean_share", "hangul_start_share", "stop_share"}
+    model = AutoPeftModelForCausalLM.from_pretrained(str(run_dir / "adapter_preference"))
+    assert not (run_dir / "adapter_preference" / "ref").exists()  # DPO's frozen reference copy is not shipped
+    assert any("lora_" in name for name, _ in model.named_parameters())
+    assert result["registered"]["promoted"] and result["registered"]["version"] == 1
+
+    strict = dataclasses.replace(cfg, gate=dataclasses.replace(cfg.gate, min_stop_share=1.0, min_korean_share=1.0))
+    again = run_relearn(strict)
+    assert all(s["status"] == "reused" for s in again["stages"])  # nothing retrained: only registered again
+    assert again["registered"]["promoted"] is False and again["registered"]["version"] == 2
+    assert again["registered"]["gate"]["failures"]
+    client = mlflow.MlflowClient()
+    assert client.get_model_version_by_alias("ko-relearn", "champion").version == "1"
+    assert client.get_model_version("ko-relearn", "2").tags["gate"].startswith("failed: ")
 
 
 def _free_port() -> int:

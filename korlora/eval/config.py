@@ -18,6 +18,8 @@ class GateConfig:
     min_stop_share: float = field(default=0.90, metadata={
         "help": "gate: least share of answers that end on their own before max_new_tokens"})
     eval_max_new_tokens: int = field(default=192, metadata={"help": "answer length limit of the gate's eval"})
+    eval_prompts: str | None = field(default=None, metadata={
+        "help": "prompts of the gate's eval (YAML file or directory; default: korlora's held-out set)"})
 
 
 @dataclass

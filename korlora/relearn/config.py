@@ -9,7 +9,7 @@ from korlora.eval.config import GateConfig
 from korlora.train.config import TrainConfig
 
 # what the relearn stage itself decides about its training run: not flags of relearn / demo
-RELEARN_SETS = ("data_file", "output_dir", "storage_path", "run_name", "data_manifest", "eval_file")
+RELEARN_SETS = ("data_file", "output_dir", "storage_path", "run_name", "data_manifest", "eval_file", "method")
 
 
 def relearn_train() -> TrainConfig:
@@ -46,6 +46,12 @@ class RelearnConfig:
     target_size: int | None = field(default=None, metadata={"help": "rows after the merge (with weights)"})
     diagnose_samples: int = field(default=2, metadata={"help": "sampled answers per prompt in the diagnosis"})
     diagnose_max_new_tokens: int = field(default=48, metadata={"help": "answer length in the diagnosis"})
+    preference: str | None = field(default=None, metadata={
+        "help": "after the re-fine-tune, train on the correction stage's preference pairs (clean start chosen, "
+                "broken start rejected): dpo | orpo"})
+    preference_learning_rate: float = field(default=5e-6, metadata={"help": "learning rate of the preference stage"})
+    preference_steps: int = field(default=-1, metadata={"help": "steps of the preference stage (-1: one epoch)"})
+    preference_beta: float = field(default=0.1, metadata={"help": "beta of DPO / ORPO's odds-ratio weight"})
     register: str | None = field(default=None, metadata={
         "help": "register the relearned adapter as a version of this MLflow registered model; the alias "
                 "'champion' moves to it only when its eval passes the gate and beats the champion"})
@@ -57,18 +63,21 @@ class RelearnConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.max_ratio < 1:
             raise ValueError("--max_ratio must be in [0, 1)")
+        if self.preference not in (None, "dpo", "orpo"):
+            raise ValueError("--preference must be dpo or orpo")
 
 
 @dataclass
 class DemoConfig:
-    """``korlora demo``: the root fix, end to end, on the embedded ``tiny-ko`` model.
+    """``korlora demo``: the root fix, end to end, on the embedded ``tiny-ko`` model (or a real one:
+    ``configs/demo-gemma.yaml``, ``configs/demo-smollm2.yaml``).
 
     build data → make a "legacy" copy with the seed's problem (answers opening with disclaimers and stray
     punctuation, as uncleaned data would have) → train a legacy adapter on it → ``relearn`` from that adapter
     (diagnosing before and after) → the same relearn with the start-weighted loss → a before/after table.
     The ``train`` options are the relearn's; the legacy adapter uses them too, with its own learning rate
-    and steps. Sizes and learning rates suit a 3M-parameter model on 2 CPU cores; ``korlora relearn`` keeps
-    the seed's 5e-5 / 1 epoch for real models.
+    and steps. The defaults suit a 3M-parameter model on 2 CPU cores; ``korlora relearn`` keeps the seed's
+    5e-5 / 1 epoch.
     """
 
     run_dir: str = field(default="runs/demo", metadata={"help": "every file of the demo goes here"})
@@ -86,6 +95,10 @@ class DemoConfig:
     weighted_start_tokens: int = field(default=4, metadata={"help": "first answer tokens weighted in that run"})
     diagnose_samples: int = field(default=2, metadata={"help": "sampled answers per prompt"})
     diagnose_max_new_tokens: int = field(default=48, metadata={"help": "answer length in the diagnosis"})
+    preference: str | None = field(default=None, metadata={
+        "help": "also run the relearn with a preference stage after the re-fine-tune (dpo | orpo)"})
+    preference_learning_rate: float = field(default=5e-6, metadata={"help": "learning rate of the preference stage"})
+    preference_steps: int = field(default=-1, metadata={"help": "steps of the preference stage (-1: one epoch)"})
     train: TrainConfig = field(default_factory=demo_train, metadata={
         "help": "the relearn (and legacy) training", "set_by_stage": RELEARN_SETS})
     gate: GateConfig = field(default_factory=GateConfig, metadata={"help": "the relearn's eval before and after"})

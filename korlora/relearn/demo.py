@@ -71,6 +71,7 @@ def demo_command(cfg: DemoConfig) -> int:
         data_file=str(legacy_file), run_dir=str(run / "relearn"), no_warning_rows=cfg.no_warning_rows,
         correction_rows=cfg.correction_rows, diagnose_samples=cfg.diagnose_samples,
         diagnose_max_new_tokens=cfg.diagnose_max_new_tokens, gate=cfg.gate,
+        preference_learning_rate=cfg.preference_learning_rate, preference_steps=cfg.preference_steps,
         train=dataclasses.replace(train, init_adapter=str(legacy_adapter)))
     results = {"plain loss": run_relearn(relearn)}
     if cfg.weighted_start_loss_weight != 1.0:
@@ -78,12 +79,16 @@ def demo_command(cfg: DemoConfig) -> int:
             relearn.train, start_loss_weight=cfg.weighted_start_loss_weight, start_tokens=cfg.weighted_start_tokens))
         name = f"start-weighted loss (W={cfg.weighted_start_loss_weight:g}, K={cfg.weighted_start_tokens})"
         results[name] = run_relearn(weighted)
+    if cfg.preference:
+        preferred = dataclasses.replace(relearn, run_dir=str(run / f"relearn_{cfg.preference}"),
+                                        preference=cfg.preference)
+        results[f"plain loss + {cfg.preference.upper()}"] = run_relearn(preferred)
 
     report = {name: {"before": r["before"], "after": r["after"], "eval": r["eval"]} for name, r in results.items()}
     write_json(run / "demo_report.json", {"config": to_dict(cfg), "results": report})
     for name, r in results.items():
         print(f"\n[{name}]")
-        print_before_after(r["before"], r["after"])
+        print_before_after(r["before"], r["after"], r["eval"])
         print_eval_before_after(r["eval"])
     from korlora.track.mlflow_utils import tracking_uri
 

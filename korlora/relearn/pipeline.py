@@ -24,7 +24,8 @@ def _diagnose_stage(name: str, cfg: RelearnConfig, adapter: Path | None, out: Pa
 
     dcfg = DiagnoseConfig(model_name_or_path=cfg.train.model_name_or_path, adapter=str(adapter) if adapter else None,
                           output_dir=str(out), samples=cfg.diagnose_samples,
-                          max_new_tokens=cfg.diagnose_max_new_tokens, seed=cfg.train.seed, label=name)
+                          max_new_tokens=cfg.diagnose_max_new_tokens, seed=cfg.train.seed, label=name,
+                          heldout="none")  # the eval stage scores the reference answers
 
     def run() -> dict:
         import json
@@ -34,9 +35,7 @@ def _diagnose_stage(name: str, cfg: RelearnConfig, adapter: Path | None, out: Pa
         g = report["greedy"]
         return {"hangul_start_share": g["hangul_start_share"], "punct_start_share": g["punct_start_share"],
                 "disclaimer_start_share": g["disclaimer_start_share"],
-                "next_token_disclaimer_mass": report["next_token"]["disclaimer_mass"],
-                **({"heldout_answer_loss": report["heldout_answer_loss"]["loss"]}
-                   if report.get("heldout_answer_loss") else {})}
+                "next_token_disclaimer_mass": report["next_token"]["disclaimer_mass"]}
 
     return Stage(name, run, inputs=inputs, outputs=[out / "diagnosis.json"], settings=asdict(dcfg))
 
@@ -51,7 +50,7 @@ def _eval_stage(name: str, cfg: RelearnConfig, adapter: Path | None, out: Path, 
     from korlora.eval.report import evaluate
 
     ecfg = EvalConfig(model_name_or_path=cfg.train.model_name_or_path, max_new_tokens=cfg.gate.eval_max_new_tokens,
-                      output_dir=str(out), mlflow=False)
+                      prompts=cfg.gate.eval_prompts, output_dir=str(out), mlflow=False)
 
     def run() -> dict:
         result = evaluate(cfg.train.model_name_or_path, str(adapter) if adapter else None, ecfg)
@@ -76,6 +75,7 @@ def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
     cleaned, rebalanced = data / "korean_sft_train_cleaned.jsonl", data / "korean_sft_rebalanced.jsonl"
     no_warning, correction = data / "korean_sft_no_warning.jsonl", data / "korean_sft_correction.jsonl"
     final, adapter = data / "korean_sft_final.jsonl", run_dir / "adapter"
+    final_adapter = run_dir / "adapter_preference" if cfg.preference else adapter
     init = Path(cfg.train.init_adapter) if cfg.train.init_adapter else None
     seed = cfg.train.seed
 
@@ -101,15 +101,32 @@ def relearn_stages(cfg: RelearnConfig, run_dir: Path) -> list[Stage]:
                                     "after_share": s["after"]["share"], "kept": s["kept"]},
               [cleaned], [rebalanced], to_dict(rebalance_cfg)),
         Stage("no_warning", lambda: no_warning_command(nw_cfg) and None, [], [no_warning], to_dict(nw_cfg)),
-        Stage("correction", lambda: correction_command(fix_cfg) and None, [], [correction], to_dict(fix_cfg)),
+        Stage("correction", lambda: correction_command(fix_cfg) and None, [], [correction, Path(fix_cfg.pairs_output)],
+              to_dict(fix_cfg)),
         Stage("merge", lambda: merge_command(merge_cfg) and None, [rebalanced, no_warning, correction], [final],
               to_dict(merge_cfg)),
         Stage("train", lambda: summary_of(run_training(train_cfg).metrics, "eval_loss", "train_loss_final",
                                           "global_step"),
               [final, *([init] if init else [])], [adapter], {**to_dict(train_cfg), "run_dir": None}),
-        _diagnose_stage("diagnose_after", cfg, adapter, run_dir / "diagnose_after", [adapter]),
-        _eval_stage("eval_after", cfg, adapter, run_dir / "eval_after", [adapter]),
+        *([_preference_stage(cfg, run_dir, Path(fix_cfg.pairs_output), adapter)] if cfg.preference else []),
+        _diagnose_stage("diagnose_after", cfg, final_adapter, run_dir / "diagnose_after", [final_adapter]),
+        _eval_stage("eval_after", cfg, final_adapter, run_dir / "eval_after", [final_adapter]),
     ]
+
+
+def _preference_stage(cfg: RelearnConfig, run_dir: Path, pairs: Path, adapter: Path) -> Stage:
+    """DPO / ORPO on the correction stage's pairs (the same prompt, a clean start chosen, a broken one
+    rejected), continuing the re-fine-tuned adapter."""
+    from korlora.train.driver import run_training
+
+    pref_cfg = dataclasses.replace(
+        cfg.train, method=cfg.preference, data_file=str(pairs), init_adapter=str(adapter),
+        output_dir=str(run_dir / "adapter_preference"), storage_path=str(run_dir / "ray_results"), data_manifest=None,
+        learning_rate=cfg.preference_learning_rate, max_steps=cfg.preference_steps, num_train_epochs=1.0,
+        start_loss_weight=1.0, start_tokens=0, packing=False, sft={**(cfg.train.sft or {}), "beta": cfg.preference_beta})
+    return Stage("preference", lambda: {k: v for k, v in run_training(pref_cfg).metrics.items()
+                                        if k in ("eval_loss", "eval_rewards/margins", "train_loss_final", "global_step")},
+                 [pairs, adapter], [run_dir / "adapter_preference"], {**to_dict(pref_cfg), "run_dir": None})
 
 
 def run_relearn(cfg: RelearnConfig) -> dict:
@@ -158,14 +175,14 @@ def _register(cfg: RelearnConfig, run_id: str, run_dir: Path) -> dict:
 
     from korlora.track.registry import promote_champion
 
-    mlflow.log_artifacts(str(run_dir / "adapter"), "adapter")
+    mlflow.log_artifacts(str(run_dir / ("adapter_preference" if cfg.preference else "adapter")), "adapter")
     overall = json.loads((run_dir / "eval_after" / "eval.json").read_text(encoding="utf-8"))["overall"]
     return promote_champion(mlflow.MlflowClient(), cfg.register, run_id, "adapter", evaluation=overall,
                             gate=cfg.gate, tags={"base_model": cfg.train.model_name_or_path,
                                                  "init_adapter": cfg.train.init_adapter or "", "stage": "relearn"})
 
 
-def print_before_after(before: dict, after: dict) -> None:
+def print_before_after(before: dict, after: dict, evals: dict | None = None) -> None:
     rows = [("Hangul start", "hangul_start_share"), ("punctuation start", "punct_start_share"),
             ("disclaimer start", "disclaimer_start_share"), ("disclaimer-opening probability", "next_token_disclaimer_mass")]
     print(f"\n{'greedy answers':<34}{'before':>10}{'after':>10}")
@@ -173,8 +190,10 @@ def print_before_after(before: dict, after: dict) -> None:
         b = f"{before[key]:.1%}" if key in before else "-"
         a = f"{after[key]:.1%}" if key in after else "-"
         print(f"{label:<34}{b:>10}{a:>10}")
-    if "heldout_answer_loss" in before or "heldout_answer_loss" in after:
-        b, a = (f"{d['heldout_answer_loss']:.3f}" if "heldout_answer_loss" in d else "-" for d in (before, after))
+    evals = evals or {}
+    losses = [evals.get(k, {}).get("heldout_answer_loss") for k in ("before", "after")]
+    if any(v is not None for v in losses):
+        b, a = ("-" if v is None else f"{v:.3f}" for v in losses)
         print(f"{'held-out answer loss (nats/token)':<34}{b:>10}{a:>10}")
 
 
@@ -207,7 +226,7 @@ def print_registration(registered: dict | None) -> None:
 
 def relearn_command(cfg: RelearnConfig) -> int:
     result = run_relearn(cfg)
-    print_before_after(result["before"], result["after"])
+    print_before_after(result["before"], result["after"], result["eval"])
     print_eval_before_after(result["eval"])
     print_registration(result["registered"])
     print(f"\nrun directory: {result['run_dir']}")

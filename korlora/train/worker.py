@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from korlora.errors import KorloraError
 from korlora.logs import verbose
 from korlora.train.config import TrainConfig, method_config_class
 from korlora.train.model import Hardware, load_base_model, load_tokenizer, lora_config, resolve_hardware
@@ -210,6 +211,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         from korlora.train.preference import preference_trainer
 
         trainer = preference_trainer(cfg.method, **common)
+    if len(trainer.train_dataset) == 0:
+        raise KorloraError(f"no training row is left after tokenisation: {len(train_rows)} rows had no answer token "
+                           f"within --max_length {cfg.max_length} (their prompts are longer); raise --max_length")
     trainer = prepare_trainer(trainer)
     if not verbose():  # StepLines prints the progress; the printer would repeat every log as a dict
         from transformers.trainer_callback import PrinterCallback

@@ -19,7 +19,7 @@ SOURCES = ("original", "no_warning", "correction")
 
 
 # what the sweep decides about each trial's training: not flags of tune
-TUNE_SETS = ("data_file", "output_dir", "storage_path", "run_name", "data_manifest", "eval_file", "eval_share",
+TUNE_SETS = ("method", "data_file", "output_dir", "storage_path", "run_name", "data_manifest", "eval_file", "eval_share",
              "learning_rate", "max_failures")
 
 
