@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from korlora.config import load_config
+from korlora.eval.config import GateConfig
 from korlora.relearn.config import RelearnConfig
 from korlora.train.config import TrainConfig
 
@@ -127,7 +128,7 @@ def test_relearn_with_dpo_registers_past_the_gate_only(tmp_path, tiny_ko, legacy
     assert again["registered"]["promoted"] is False and again["registered"]["version"] == 2
     assert again["registered"]["gate"]["failures"]
     client = mlflow.MlflowClient()
-    assert client.get_model_version_by_alias("ko-relearn", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("ko-relearn", "champion").version) == "1"
     assert client.get_model_version("ko-relearn", "2").tags["gate"].startswith("failed: ")
 
 
@@ -155,8 +156,10 @@ def test_ray_job_submit_with_token_auth(tmp_path, tiny_ko, legacy_file):
         values = small_values(tmp_path, legacy_file, run_dir=str(tmp_path / "job-run"))
         own = {f.name for f in dataclasses.fields(RelearnConfig)}
         train_keys = {f.name for f in dataclasses.fields(TrainConfig)} - own
-        nested = {k: v for k, v in values.items() if k not in train_keys}  # relearn's YAML: train: nested
+        gate_keys = {f.name for f in dataclasses.fields(GateConfig)} - own
+        nested = {k: v for k, v in values.items() if k not in train_keys | gate_keys}  # relearn's YAML: sections
         nested["train"] = {k: v for k, v in values.items() if k in train_keys}
+        nested["gate"] = {k: v for k, v in values.items() if k in gate_keys}
         config.write_text(yaml.safe_dump(nested), encoding="utf-8")
         os.environ["RAY_AUTH_MODE"] = "token"
         client = JobSubmissionClient(f"http://127.0.0.1:{dash}")

@@ -75,8 +75,15 @@ def _cell(value, fmt: str) -> str:
     return f"{value:.1%}" if fmt == "%" else f"{value:.3f}"
 
 
+def short_name(result: dict) -> str:
+    """``base`` for the base model, else the adapter's last two path parts (``relearn/adapter``)."""
+    if not result["adapter"]:
+        return "base"
+    return "/".join(Path(result["adapter"]).parts[-2:])
+
+
 def print_results(results: list[dict]) -> None:
-    names = [Path(r["label"]).name or r["label"] for r in results]
+    names = [short_name(r) for r in results]
     width = max(14, *(len(n) + 2 for n in names))
     print(f"{'':24}" + "".join(f"{n:>{width}}" for n in names))
     for label, key, fmt in ROWS:
@@ -99,14 +106,17 @@ def plot_results(results: list[dict], path: Path) -> None:
     width = 0.8 / len(results)
     for k, r in enumerate(results):
         left.bar([x + k * width for x in range(len(keys))], [r["overall"].get(key) or 0 for _, key in keys], width,
-                 label=Path(r["label"]).name or r["label"])
+                 label=short_name(r))
         right.bar([x + k * width for x in range(len(categories))],
                   [r["categories"][c]["hangul_start_share"] for c in categories], width)
     left.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(keys))], [k for k, _ in keys], rotation=20)
     left.set_ylim(0, 1)
     left.set_title("전체")
     left.legend()
-    right.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(categories))], categories, rotation=45)
+    from korlora.data.bank import CATEGORIES
+
+    right.set_xticks([x + width * (len(results) - 1) / 2 for x in range(len(categories))],
+                     [CATEGORIES.get(c, c) for c in categories], rotation=45)
     right.set_ylim(0, 1)
     right.set_title("범주별: 한글로 시작하는 답변")
     fig.suptitle("korlora eval")
@@ -121,7 +131,7 @@ def log_to_mlflow(result: dict, experiment: str) -> str:
 
     from korlora.track.runs import tracked_run
 
-    with tracked_run(None if mlflow.active_run() else experiment, run_name=f"eval-{Path(result['label']).name}",
+    with tracked_run(None if mlflow.active_run() else experiment, run_name=f"eval-{short_name(result)}",
                      params={"model": result["model"], "adapter": result["adapter"],
                              "max_new_tokens": result["max_new_tokens"]}) as run:
         mlflow.log_metrics({f"eval_{k}": v for k, v in result["overall"].items() if isinstance(v, float)})
