@@ -14,7 +14,7 @@ def test_demo_collapses_then_fixes_answer_starts(tmp_path, tiny_ko, ray_local, m
     from korlora.relearn.demo import demo_command
 
     monkeypatch.chdir(tmp_path)  # the demo's MLflow store goes to ./mlflow.db
-    cfg = load_config(DemoConfig, None, run_dir=str(tmp_path / "demo"), build_rows=600, legacy_steps=120,
+    cfg = load_config(DemoConfig, None, run_dir=str(tmp_path / "demo"), build_rows=1200, legacy_steps=160,
                       no_warning_rows=300, correction_rows=300, max_steps=60, weighted_start_loss_weight=1.0,
                       diagnose_samples=0)
     assert demo_command(cfg) == 0
