@@ -94,6 +94,18 @@ def make_reject(line: int | None, reason: Reason | str, detail: str, raw: str | 
     return reject
 
 
+def valid_rows(result: ReadResult, path: str | os.PathLike, noun: str, hint: str) -> list[dict]:
+    """The rows of ``result``, or a clear error when it has rejects (training never drops lines silently) or
+    no rows at all; ``hint`` says what to do about the rejects."""
+    if result.rejects:
+        first = result.rejects[0]
+        raise KorloraError(f"{path}: {len(result.rejects)} invalid {noun} (first: line {first['line']}, "
+                           f"{first['reason']}: {first['detail']}); {hint}")
+    if not result.rows:
+        raise KorloraError(f"{path} has no {noun}")
+    return result.rows
+
+
 def read_jsonl(path: str | os.PathLike, max_chars: int | None = DEFAULT_MAX_CHARS) -> ReadResult:
     """Read a chat JSONL file into valid rows and rejects, in input order."""
     return collect(iter_lines(path), lambda number, raw: parse_line(number, raw, max_chars=max_chars))

@@ -23,7 +23,7 @@ from typing import Any
 
 from korlora.clean.imports import SHAREGPT_ROLES, iter_records
 from korlora.errors import KorloraError
-from korlora.io import ReadResult, collect, escape_raw, make_reject
+from korlora.io import ReadResult, collect, escape_raw, make_reject, valid_rows
 from korlora.schema import DEFAULT_MAX_CHARS, METADATA_TYPES, Reason, RowError, validate_row
 from korlora.train.sft import in_held_out
 
@@ -112,14 +112,7 @@ def read_pairs(path: str | os.PathLike, max_chars: int | None = DEFAULT_MAX_CHAR
 
 def load_pairs(path: str) -> list[dict]:
     """The pairs of a file with no rejects (training refuses to silently drop lines, as for chat rows)."""
-    result = read_pairs(path)
-    if result.rejects:
-        first = result.rejects[0]
-        raise KorloraError(f"{path}: {len(result.rejects)} invalid pairs (first: line {first['line']}, "
-                           f"{first['reason']}: {first['detail']}); every reject is in {path}.rejects.jsonl")
-    if not result.rows:
-        raise KorloraError(f"{path} has no pairs")
-    return result.rows
+    return valid_rows(read_pairs(path), path, "pairs", f"every reject is in {path}.rejects.jsonl")
 
 
 def split_pairs(pairs: list[dict], eval_share: float) -> tuple[list[dict], list[dict]]:

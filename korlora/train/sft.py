@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from korlora.errors import KorloraError
-from korlora.io import read_jsonl
+from korlora.io import read_jsonl, valid_rows
 
 
 def split_rows(rows: list[dict], eval_share: float) -> tuple[list[dict], list[dict]]:
@@ -25,14 +25,7 @@ def in_held_out(key: str, eval_share: float) -> bool:
 
 
 def load_chat_rows(path: str) -> list[dict]:
-    result = read_jsonl(path)
-    if result.rejects:
-        first = result.rejects[0]
-        raise KorloraError(f"{path}: {len(result.rejects)} invalid rows (first: line {first['line']}, "
-                           f"{first['reason']}: {first['detail']}); run 'korlora data clean' first")
-    if not result.rows:
-        raise KorloraError(f"{path} has no rows")
-    return result.rows
+    return valid_rows(read_jsonl(path), path, "rows", "run 'korlora data clean' first")
 
 
 def assistant_mask_coverage(tokenizer, rows: list[dict], sample: int = 64) -> dict[str, float]:
