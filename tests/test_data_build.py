@@ -82,7 +82,10 @@ def test_default_build_quality(default_build):
     stats = quality_report(rows)
     assert stats["rows"] >= 1200
     assert len(stats["rows_per_category"]) == 12
-    assert min(v for c, v in stats["rows_per_category"].items() if c != "counselling") / stats["rows"] >= 0.08
+    shares = {c: v / stats["rows"] for c, v in stats["rows_per_category"].items()}
+    # as planned (test_plan_meets_the_shape_of_the_default_build): law gives what its answers allow
+    assert shares["law"] >= 0.06
+    assert min(v for c, v in shares.items() if c not in ("counselling", "law")) >= 0.08
     assert stats["rows_per_category"]["counselling"] >= 70
     assert stats["multi_turn_share"] >= 0.2
     assert stats["exact_duplicates"] == 0
@@ -136,17 +139,18 @@ def test_no_warning_and_correction_counts(ray_local, tmp_path):
         texts = [json.dumps(r["messages"], ensure_ascii=False) for r in rows]
         assert len(set(texts)) == len(texts)
     assert len(Counter(r["category"] for r in nw_rows)) == 12
+    from korlora.clean.noise import start_category
+
     for row in nw_rows:
         for answer in assistant_texts(row):
-            assert hangul_start(answer) and not is_disclaimer(answer)
+            # a Korean sentence first; it may open with a figure or a term ("5분이면 …", "DNS는 …")
+            assert start_category(answer) == "hangul" and not is_disclaimer(answer), answer[:40]
     patterns = Counter(r["tags"][1] for r in fix_rows)
     assert set(patterns) == {"prefix", "trailing_tag", "rewrite"}
     kinds = Counter(r["tags"][2] for r in fix_rows)
     assert {"punct", "role_tag", "blank", "disclaimer"} <= set(kinds)
     for row in fix_rows:
-        assert hangul_start(row["messages"][-1]["content"])
-    from korlora.clean.noise import start_category
-
+        assert start_category(row["messages"][-1]["content"]) == "hangul"
     for pair in pairs:
         assert start_category(pair["chosen"][0]["content"]) == "hangul"
         assert start_category(pair["rejected"][0]["content"]) != "hangul"  # punctuation, tag or disclaimer first

@@ -111,8 +111,12 @@ GGUF_MODELS = ["smollm2-135m", "gemma3-270m"]
 @pytest.mark.slow
 @needs_extra
 @pytest.mark.parametrize("name", GGUF_MODELS)
-def test_build_checks_sha256_caches_and_names_the_license(built, name):
-    first = built(name)
+def test_build_checks_sha256_caches_and_names_the_license(tmp_path, name):
+    """A build into an empty cache (the session's may already hold the model): converted, checked, cached."""
+    err, started = io.StringIO(), time.perf_counter()
+    with contextlib.redirect_stderr(err):
+        path = build_real_model(name, cache_dir=tmp_path)
+    first = Built(path, err.getvalue(), time.perf_counter() - started)
     facts = info(first.path)
     spec = REAL_MODELS[name]
     assert facts["sha256"] == spec.sha256 and facts["license"] == spec.license
@@ -130,7 +134,7 @@ def test_build_checks_sha256_caches_and_names_the_license(built, name):
         assert facts["pad_token_in_source"] == "<|im_end|>" and facts["pad_token"] == "<|endoftext|>"
         assert "padding with '<|endoftext|>' instead" in first.stderr
     started = time.perf_counter()
-    assert build_real_model(name) == first.path  # cached: no conversion, no hashing
+    assert build_real_model(name, cache_dir=tmp_path) == first.path  # cached: no conversion, no hashing
     assert time.perf_counter() - started < 1.0
     # the source file the build read is the one pinned
     if name == "smollm2-135m":

@@ -60,6 +60,9 @@ def _callbacks(rank: int, mlflow_run: dict | None):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step >= self.step and not os.path.exists(self.marker):
                 Path(self.marker).write_text(str(state.global_step))
+                # Ray Train's controller collects reported checkpoints when it polls the workers: let one poll
+                # pass, or a loaded machine kills the worker before the last checkpoint is registered
+                time.sleep(2 * float(os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", 2.0)) + 1)
                 os.kill(os.getpid(), signal.SIGKILL)
 
     class StepLines(TrainerCallback):
