@@ -96,6 +96,34 @@ def test_displayed_example_after_an_introducer_is_not_prose():
     assert not is_mixed(register_levels(reworked, "다음 문장을 고쳐 줘: 철수는 학교을 간다."))
 
 
+def test_sentences_citing_the_question_are_not_the_answers_voice():
+    options = ("글을 읽고 알맞은 것을 고르세요.\n\nA) 장터가 사라졌다.\nB) 장터가 더 커졌다.\n"
+               "C) 장터가 온라인으로 옮겨 가며 손님이 줄었다.")
+    answer = ("글의 셋째 문단을 보면 답을 찾을 수 있습니다. 따라서 정답은 C) 장터가 온라인으로 옮겨 가며 손님이 줄었다. "
+              "둘째 문단의 설명과도 맞습니다.")
+    assert not is_mixed(register_levels(answer, options))
+    example = "다음 문장에서 틀린 조사를 고쳐 주세요.\n\n동생이 학교을 갔다."
+    assert not is_mixed(register_levels("동생이 학교에 갔다. 장소를 나타낼 때는 '에'를 씁니다.", example))
+    heading = "김치찌개는 어떻게 끓여?"
+    answer = "김치찌개는 어떻게 끓여?\n\n먼저 김치를 돼지고기와 함께 볶으세요. 물을 붓고 20분 끓이면 됩니다."
+    assert not is_mixed(register_levels(answer, heading))
+
+
+def test_retelling_the_question_in_plain_style_is_still_mixed():
+    """Only displayed material is a citation: the question's statements retold as the answer's own are read."""
+    question = "사과 12개가 바구니에 있다. 민지가 3개를 먹었다. 남은 사과는 몇 개일까?"
+    answer = "사과 12개가 바구니에 있었다. 민지가 3개를 먹었으니 남은 사과는 9개입니다."
+    assert is_mixed(register_levels(answer, question))
+
+
+def test_haoche_and_hageche_count_as_plain_outside_written_pieces():
+    letter = "이 발견을 자네에게 알리게 되어 참으로 기쁘오. 곧 연구실에서 뵙겠습니다. 답장을 기다리겠네."
+    levels = speech_levels(letter)
+    assert levels["haoche"] == 2 and levels["hapsyo"] == 1
+    assert is_mixed(levels, written=False)  # "비가 오네" is 반말 in an ordinary answer
+    assert not is_mixed(levels, written=True)  # a requested letter may keep the old middle levels
+
+
 def test_banmal_imperative_between_polite_sentences_is_mixed():
     answer = "휴대폰이 뜨거우면 먼저 밝기를 낮춰 보세요. 그리고 안 쓰는 앱은 다 꺼. 그래도 뜨거우면 잠시 쉬게 두세요."
     levels = register_levels(answer)

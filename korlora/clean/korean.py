@@ -20,7 +20,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
-LEVELS = ("hapsyo", "haeyo", "haera", "banmal", "dialect")
+# ``haoche``: 하오체 and 하게체 ("확신하오", "있소", "바라네"), the old middle levels of letters and period dialogue
+LEVELS = ("hapsyo", "haeyo", "haera", "haoche", "banmal", "dialect")
 POLITE = frozenset({"hapsyo", "haeyo"})
 
 _FENCE = re.compile(r"(```|~~~|''').*?(?:\1|\Z)", re.S)
@@ -163,9 +164,13 @@ DIALECT_ENDINGS = frozenset({
 _DIALECT_SUFFIXES = ("유", "슈", "예", "이소", "니더", "심더", "당께", "랑께", "잉", "마씸", "수다", "수과")
 _EC_SENTENCE_FINAL = frozenset({
     "어", "아", "여", "지", "야", "거든", "는데", "ᆫ데", "은데", "ᆯ게", "ᆯ래", "잖아", "네", "군", "걸", "ᆯ걸", "ᆯ까",
+    "소",  # 하오체 "있소": Kiwi tags it EC
 })
 _HAERA = frozenset({"라", "어라", "아라", "으라", "냐", "느냐", "으냐", "니", "자", "ᆫ가", "는가", "은가",
-                    "구나", "는구나", "로구나"})
+                    "구나", "는구나", "로구나", "노라", "리라", "으리라"})
+# 하오체 (-오, -소, -구려) and 하게체 (-네, -세, -게, -나). "-네" is also the 반말 of "비가 오네": outside written
+# pieces these count as 반말 (:func:`is_mixed`).
+_HAOCHE = frozenset({"오", "으오", "소", "구려", "는구려", "네", "세", "게", "나"})
 
 
 def ending_level(form: str, dialect: bool = False) -> str:
@@ -178,6 +183,8 @@ def ending_level(form: str, dialect: bool = False) -> str:
         return "haeyo"
     if form.endswith("다") or form in _HAERA:
         return "haera"
+    if form in _HAOCHE:
+        return "haoche"
     return "banmal"
 
 
@@ -261,7 +268,7 @@ _PARAGRAPHS = re.compile(r"\n\s*\n")
 # The phrase that ends a line with ':' ("예를 들어:", "정리하면:") introduces what follows; it is not a sentence.
 _INTRO_TAIL = re.compile(r"(?:(?<=[.!?])|^)[^.!?]*[:：]\s*$")
 DISPLAY_SENTENCES = 2  # a paragraph this short right after an introducer is a displayed example or result
-ECHO_OVERLAP = 0.5  # a one-sentence paragraph sharing this much with the question shows a reworked sentence
+ECHO_OVERLAP = 0.5  # a sentence sharing this much with a text repeats or reworks that text's words
 
 
 def _bigrams(text: str) -> set[str]:
@@ -279,24 +286,55 @@ def _sentences(paragraph: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(paragraph) if s.strip()]
 
 
+def _displayed_examples(question: str) -> list[str]:
+    """The texts a question displays to work on: its answer options and list items ("C) 기계화된 농업을…",
+    "- [초승달]이 뜬 저녁, …"), what follows a colon ("고쳐 줘: 철수는 학교을 간다.") and paragraphs after the
+    first of at most :data:`DISPLAY_SENTENCES` sentences ("…바꿔봐.\n\n나는 빠른 자동차을 보았다.")."""
+    paragraphs = [p for p in _PARAGRAPHS.split(question) if p.strip()]
+    lines = question.split("\n")
+    shown = [line for line in lines if has_hangul(line) and _STRUCTURE_LINE.match(line)]
+    shown += [tail for line in lines for tail in line.split(":", 1)[1:] if has_hangul(tail)]
+    return shown + [p for p in paragraphs[1:] if has_hangul(p) and not _STRUCTURE_LINE.match(p)
+                    and len(_sentences(p)) <= DISPLAY_SENTENCES]
+
+
+def _cites_question(sentence: str, question: str, examples: list[str]) -> bool:
+    """A sentence that shows the question's material rather than speaking in the answer's voice: an answer
+    option or an example the question displays, restated or reworked ("따라서 답은 C) …을 야기했다."), or the
+    question itself repeated as a heading ("물리학이 뭐야?"). A sentence that retells the question's statements
+    as the answer's own is not a citation: it is read with the rest."""
+    if any(_reworks_question(sentence, example) for example in examples):
+        return True
+    return sentence.rstrip().endswith(("?", "？")) and _reworks_question(sentence, question)
+
+
+def _own_sentences(line: str, question: str, examples: list[str]) -> str:
+    """``line`` without the sentences that cite the question (:func:`_cites_question`)."""
+    if not question:
+        return line
+    return " ".join(s for s in _sentences(line) if not _cites_question(s, question, examples))
+
+
 def register_prose(text: str, question: str = "") -> str:
     """The part of an answer whose speech level is the answer's own: running prose without code, formulas,
-    markup, quotes, headings, list items, table rows, labelled fields, examples, and short displayed results
+    markup, quotes, headings, list items, table rows, labelled fields, examples, short displayed results
     (a paragraph of at most :data:`DISPLAY_SENTENCES` sentences right after a line ending in ':' or
-    "다음과 같습니다", or a lone sentence reworking the ``question``'s own words). Paragraphs stay apart."""
+    "다음과 같습니다") and sentences citing the ``question`` (:func:`_cites_question`). Paragraphs stay apart."""
     text = unquote(strip_code(unicodedata.normalize("NFC", text)))
+    examples = _displayed_examples(unicodedata.normalize("NFC", question))
     kept, introduced = [], False
     for paragraph in _PARAGRAPHS.split(text):
         lines = [line for line in paragraph.split("\n") if line.strip()]
         if not lines:
             continue
         sentences = _sentences(paragraph)
-        display = (introduced and len(sentences) <= DISPLAY_SENTENCES) or (
-            len(lines) == 1 and len(sentences) == 1 and bool(question) and _reworks_question(lines[0], question))
+        display = introduced and len(sentences) <= DISPLAY_SENTENCES
         introduced = bool(_INTRODUCER.search(lines[-1]))
         if display:
             continue
-        lines = [_INTRO_TAIL.sub("", line) for line in lines if has_hangul(line) and not _STRUCTURE_LINE.match(line)]
+        lines = [_own_sentences(_INTRO_TAIL.sub("", line), question, examples) for line in lines
+                 if has_hangul(line) and not _STRUCTURE_LINE.match(line)]
+        lines = [line for line in lines if has_hangul(line)]
         if lines:
             kept.append("\n".join(lines))
     return "\n\n".join(kept)
@@ -336,10 +374,10 @@ def speech_levels(text: str, dialects: bool = False) -> Counter:
 
 
 def is_mixed(levels: Counter, written: bool = False) -> bool:
-    """Polite (합쇼체/해요체) and 반말 in one message. 해라체 counts as 반말 unless the task is written text;
-    dialect endings count as neither."""
+    """Polite (합쇼체/해요체) and 반말 in one message. 해라체, 하오체 and 하게체 count as 반말 unless the task is
+    written text (a letter may say "확신하오" beside "발견했습니다"); dialect endings count as neither."""
     polite = levels["hapsyo"] + levels["haeyo"]
-    casual = levels["banmal"] + (0 if written else levels["haera"])
+    casual = levels["banmal"] + (0 if written else levels["haera"] + levels["haoche"])
     return polite > 0 and casual > 0
 
 

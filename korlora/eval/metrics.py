@@ -20,7 +20,7 @@ START_GROUPS = {"hangul": "hangul", "punct": "punctuation", "blank": "punctuatio
                 "invisible": "invisible", "role_tag": "role_tag", "disclaimer": "disclaimer"}
 _HANJA_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{2,}")
 _WORD = re.compile(r"\S+")
-POLITE, CASUAL = ("hapsyo", "haeyo"), ("banmal", "haera")
+POLITE, CASUAL = ("hapsyo", "haeyo"), ("banmal", "haera", "haoche")
 
 
 def start_group(answer: str) -> str:
