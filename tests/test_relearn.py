@@ -115,7 +115,12 @@ def test_relearn_with_dpo_registers_past_the_gate_only(tmp_path, tiny_ko, legacy
     assert preference["global_step"] == 4
     diagnosis = json.loads((run_dir / "diagnose_after" / "diagnosis.json").read_text())
     assert diagnosis["adapter"] == str(run_dir / "adapter_preference")
-    assert json.loads((run_dir / "eval_after" / "eval.json").read_text())["adapter"] == str(run_dir / "adapter_preference")
+    evaluation = json.loads((run_dir / "eval_after" / "eval.json").read_text())
+    assert evaluation["adapter"] == str(run_dir / "adapter_preference")
+    # each answer keeps the register its prompt asks for beside the verdict on it
+    answer = evaluation["answers"][0]
+    assert answer["register"] in ("hapsyo", "haeyo", "banmal", "haera")
+    assert answer["register_verdict"] in ("match", "mismatch", None)
     assert set(result["eval"]["after"]) >= {"korean_share", "hangul_start_share", "stop_share"}
     model = AutoPeftModelForCausalLM.from_pretrained(str(run_dir / "adapter_preference"))
     assert not (run_dir / "adapter_preference" / "ref").exists()  # DPO's frozen reference copy is not shipped

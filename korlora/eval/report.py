@@ -47,7 +47,8 @@ def evaluate_here(base: str | None, adapter: str | None, cfg: EvalConfig) -> dic
         "overall": overall,
         "categories": {c: shares([r for r, i in zip(records, items, strict=True) if i["category"] == c])
                        for c in categories},
-        "answers": [{"id": i["id"], "category": i["category"], "register": i["register"], "answer": a, **r}
+        "answers": [{"id": i["id"], "category": i["category"], "register": i["register"], "answer": a,
+                     **{("register_verdict" if k == "register" else k): v for k, v in r.items()}}
                     for i, a, r in zip(items, answers, records, strict=True)],
     }
 
