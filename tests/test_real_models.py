@@ -36,17 +36,22 @@ class Built:
     seconds: float
 
 
+def timed_build(build) -> Built:
+    """Run ``build()`` (which returns the model directory), recording what it printed and how long it took."""
+    err, started = io.StringIO(), time.perf_counter()
+    with contextlib.redirect_stderr(err):
+        path = Path(build())
+    return Built(path, err.getvalue(), time.perf_counter() - started)
+
+
 @pytest.fixture(scope="module")
 def built(korlora_cache):
-    """Build each name once per module, recording what the build printed and how long it took."""
+    """Build each name once per module (:func:`timed_build`)."""
     done: dict[str, Built] = {}
 
     def get(name: str) -> Built:
         if name not in done:
-            err, started = io.StringIO(), time.perf_counter()
-            with contextlib.redirect_stderr(err):
-                path = Path(resolve_model_path(name))
-            done[name] = Built(path, err.getvalue(), time.perf_counter() - started)
+            done[name] = timed_build(lambda: resolve_model_path(name))
         return done[name]
 
     return get
@@ -113,10 +118,7 @@ GGUF_MODELS = ["smollm2-135m", "gemma3-270m"]
 @pytest.mark.parametrize("name", GGUF_MODELS)
 def test_build_checks_sha256_caches_and_names_the_license(tmp_path, name):
     """A build into an empty cache (the session's may already hold the model): converted, checked, cached."""
-    err, started = io.StringIO(), time.perf_counter()
-    with contextlib.redirect_stderr(err):
-        path = build_real_model(name, cache_dir=tmp_path)
-    first = Built(path, err.getvalue(), time.perf_counter() - started)
+    first = timed_build(lambda: build_real_model(name, cache_dir=tmp_path))
     facts = info(first.path)
     spec = REAL_MODELS[name]
     assert facts["sha256"] == spec.sha256 and facts["license"] == spec.license

@@ -276,10 +276,10 @@ def _bigrams(text: str) -> set[str]:
     return {compact[i:i + 2] for i in range(len(compact) - 1)}
 
 
-def _reworks_question(sentence: str, question: str) -> bool:
-    """A sentence built from the question's own words (a corrected or rewritten example sentence)."""
-    mine = _bigrams(sentence)
-    return bool(mine) and len(mine & _bigrams(question)) / len(mine) >= ECHO_OVERLAP
+def _reworks(mine: set[str], theirs: set[str]) -> bool:
+    """A sentence (its character pairs ``mine``) built from another text's words (``theirs``): a corrected or
+    rewritten example sentence, a restated option."""
+    return bool(mine) and len(mine & theirs) / len(mine) >= ECHO_OVERLAP
 
 
 def _sentences(paragraph: str) -> list[str]:
@@ -298,20 +298,20 @@ def _displayed_examples(question: str) -> list[str]:
                     and len(_sentences(p)) <= DISPLAY_SENTENCES]
 
 
-def _cites_question(sentence: str, question: str, examples: list[str]) -> bool:
+def _cites_question(sentence: str, question: set[str], examples: list[set[str]]) -> bool:
     """A sentence that shows the question's material rather than speaking in the answer's voice: an answer
     option or an example the question displays, restated or reworked ("따라서 답은 C) …을 야기했다."), or the
     question itself repeated as a heading ("물리학이 뭐야?"). A sentence that retells the question's statements
-    as the answer's own is not a citation: it is read with the rest."""
-    if any(_reworks_question(sentence, example) for example in examples):
+    as the answer's own is not a citation: it is read with the rest. ``question`` and ``examples`` are given as
+    their character pairs (:func:`_bigrams`), computed once per question."""
+    mine = _bigrams(sentence)
+    if any(_reworks(mine, example) for example in examples):
         return True
-    return sentence.rstrip().endswith(("?", "？")) and _reworks_question(sentence, question)
+    return sentence.rstrip().endswith(("?", "？")) and _reworks(mine, question)
 
 
-def _own_sentences(line: str, question: str, examples: list[str]) -> str:
+def _own_sentences(line: str, question: set[str], examples: list[set[str]]) -> str:
     """``line`` without the sentences that cite the question (:func:`_cites_question`)."""
-    if not question:
-        return line
     return " ".join(s for s in _sentences(line) if not _cites_question(s, question, examples))
 
 
@@ -321,7 +321,8 @@ def register_prose(text: str, question: str = "") -> str:
     (a paragraph of at most :data:`DISPLAY_SENTENCES` sentences right after a line ending in ':' or
     "다음과 같습니다") and sentences citing the ``question`` (:func:`_cites_question`). Paragraphs stay apart."""
     text = unquote(strip_code(unicodedata.normalize("NFC", text)))
-    examples = _displayed_examples(unicodedata.normalize("NFC", question))
+    question = unicodedata.normalize("NFC", question)
+    pairs, examples = _bigrams(question), [_bigrams(e) for e in _displayed_examples(question)]
     kept, introduced = [], False
     for paragraph in _PARAGRAPHS.split(text):
         lines = [line for line in paragraph.split("\n") if line.strip()]
@@ -332,9 +333,9 @@ def register_prose(text: str, question: str = "") -> str:
         introduced = bool(_INTRODUCER.search(lines[-1]))
         if display:
             continue
-        lines = [_own_sentences(_INTRO_TAIL.sub("", line), question, examples) for line in lines
-                 if has_hangul(line) and not _STRUCTURE_LINE.match(line)]
-        lines = [line for line in lines if has_hangul(line)]
+        lines = [_INTRO_TAIL.sub("", line) for line in lines if has_hangul(line) and not _STRUCTURE_LINE.match(line)]
+        if question:
+            lines = [kept_part for line in lines if has_hangul(kept_part := _own_sentences(line, pairs, examples))]
         if lines:
             kept.append("\n".join(lines))
     return "\n\n".join(kept)
