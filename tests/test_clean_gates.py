@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from korlora.clean.gates import GateOptions, gate_rows, normalize_text
+from korlora.clean.gates import (
+    GateOptions,
+    gate_rows,
+    is_frame,
+    is_written_task,
+    normalize_text,
+    requested_kinds,
+)
 
 OPTS = GateOptions()
 
@@ -83,6 +90,30 @@ KEEP = {
         "여행 간 날의 일기를 반말로 써 주세요.",
         "이렇게 써 봤어요.\n\n오늘 드디어 제주에 왔다. 바다가 생각보다 훨씬 파랬어. 내일은 한라산에 갈 거야.\n\n"
         "마음에 드시면 좋겠어요.", category="writing"),
+    "requested_letter_switching_register_inside": chat(
+        "이메일 대신 친구에게 보내는 편지로 다시 작성해 보세요.",
+        "다음은 편지로 다시 작성한 예시입니다.\n\n지수에게,\n\n잘 지내고 있니? 요즘 날씨가 많이 추워졌어요. "
+        "나는 새 직장에 조금씩 적응하고 있어. 다음 달에는 꼭 얼굴 보자.\n\n민호가\n\n"
+        "이 편지는 이메일보다 안부를 길게 묻고, 끝인사에 이름을 적었습니다.", category="writing"),
+    "requested_story_opening_then_comment": chat(
+        "시간 여행을 다룬 작품의 초반 전개를 400자 내외로 작성해보세요.",
+        "2050년, 과학자 서윤은 마침내 시간 이동 장치를 완성했다. 첫 실험 날, 장치에서 나온 사람은 "
+        "늙은 자기 자신이었다. 그는 떨리는 목소리로 말했다. 곧 모든 것이 무너질 것이다.\n\n"
+        "이렇게 초반에 수수께끼를 던지면 독자가 뒷이야기를 궁금해하게 됩니다.", category="writing"),
+    "corrected_sentence_then_polite_explanation": chat(
+        "아래 문장의 높임 표현을 올바르게 수정해 보아라.\n\n할머니가 밥을 먹는다.",
+        "할머니께서 진지를 잡수신다.\n\n주체인 할머니를 높이려면 '께서'와 '잡수시다'를 써야 합니다.",
+        category="spelling"),
+    "problem_displayed_after_introducer": chat(
+        "주어진 문제의 난이도를 높일 방법을 제시해 주세요.",
+        "입력 조건을 넓히면 난이도가 올라갑니다. 예를 들어, 문제를 다음과 같이 변경할 수 있습니다.\n\n"
+        "주어진 목록에서 가장 자주 나오는 문자를 반환하는 함수를 작성하라.\n함수명: most_common\n"
+        "매개변수: characters\n반환값: 가장 자주 나오는 문자\n\n"
+        "이 문제는 입력의 길이와 자료형을 제한하지 않아 더 어렵습니다.", category="code"),
+    "question_repeated_as_a_title": chat(
+        "김치찌개는 어떻게 끓여?",
+        "김치찌개는 어떻게 끓여?\n\n먼저 김치를 돼지고기와 함께 볶으세요. 물을 붓고 20분 끓이면 됩니다.",
+        category="daily"),
     "latex_heavy_korean": chat(
         "등비수열 합 공식 알려 주세요.",
         "첫째항이 $a$, 공비가 $r$이면 합은 다음과 같아요.\n\n\\[ S_n = \\frac{a(1 - r^n)}{1 - r} \\quad (r \\neq 1) \\]\n\n"
@@ -116,6 +147,14 @@ DROP = {
                                "이 약은 하루 세 번 식후에 드십시오. 그리고 물을 충분히 마셔. 잊지 말고 챙겨 먹어."),
     "mixed_speech_level_imperative": chat("방이 너무 추워요.",
                                           "보일러 온도를 조금 올려 보세요. 그리고 창문은 닫아. 그래도 추우면 내복을 입으세요."),
+    "mixed_speech_level_frame_of_a_written_piece": chat(
+        "친구에게 보내는 편지를 반말로 써 주세요.",
+        "편지를 반말로 써 드릴게요. 이 편지는 짧게 써 봤어.\n\n지수야, 잘 지내? 다음 달에 꼭 보자.",
+        category="writing"),
+    "mixed_speech_level_question_repeated_in_prose": chat(
+        "김치찌개는 어떻게 끓여?",
+        "김치찌개는 어떻게 끓여? 먼저 김치를 돼지고기와 함께 볶으세요. 물을 붓고 20분 끓이면 됩니다.",
+        category="daily"),
     "non_korean_leading_space": chat("서버가 자꾸 죽어요.", " This is English: restart the server and read the logs."),
     "non_korean_leading_blank_lines": chat("인사말 알려 줘", "\n\nHello! Here is a friendly greeting for you."),
 }
@@ -208,3 +247,23 @@ def test_too_long_by_tokens(tmp_path):
 def test_content_that_is_only_invisible_characters():
     assert gate(chat("\u200b\ufeff", "네, 말씀하세요."))["reasons"] == ["empty_content"]
     assert gate(chat("안녕하세요?", "\u200b\u200b"))["reasons"] == ["noise_start"]  # an answer of noise
+
+
+@pytest.mark.parametrize(("request_text", "written"), [
+    ("시간 여행을 다룬 작품의 초반 전개를 작성해보세요.", True),
+    ("아래 문장의 높임 표현을 올바르게 수정해 보아라.", True),
+    ("비슷한 문제를 출제하고 풀이 방법을 제시해줘.", True),
+    ("이 코드를 수정해 줘.", False),
+    ("시간이 없는데 보고 절차를 간단히 알려 줘.", False),
+])
+def test_written_requests(request_text, written):
+    assert is_written_task({}, request_text) is written
+
+
+def test_frame_of_a_requested_piece():
+    kinds = requested_kinds("우주인의 일기를 구체적으로 작성해보세요.")
+    assert kinds == {"일기"}
+    assert is_frame("이 일기는 우주인의 그리움을 담았습니다.", kinds)
+    assert is_frame("이렇게 쓰면 감정이 잘 드러납니다.", kinds)
+    assert not is_frame("오늘은 지구가 유난히 그리웠다. 감사합니다, 지구.", kinds)
+    assert not is_frame("일기장 맨 앞에 연구 일정을 적어 두었다.", kinds)  # "일기장" is another word

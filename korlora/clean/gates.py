@@ -35,11 +35,19 @@ from korlora.data.bank import WRITTEN_TEXT_CATEGORIES
 from korlora.schema import DEFAULT_MAX_CHARS, Reason
 
 # Requests whose answer is a piece of written text (besides the bank's written-text categories): summaries,
-# rewrites, and composing a text of some kind (a letter, a diary, a poem, an exam problem, ...).
-_TEXT_KIND = (r"글|문장|문단|기사|보도자료|안내문|공지|편지|이메일|메일|소개글|자기소개서|일기|시|연|소설|동화|이야기|"
-              r"대본|가사|연설문|축사|광고|홍보|메시지|문구|개요|초안|보고서|리뷰|후기|문제|예문|답장")
+# rewrites, and composing or correcting a text of some kind (a letter, a diary, a poem, a story, an exam problem, ...).
+_TEXT_KIND = (r"글|문장|문단|단락|기사|보도자료|안내문|공지|편지|이메일|메일|소개글|자기소개서|일기|시|연|시조|소설|동화|이야기|"
+              r"작품|줄거리|전개|장면|도입부|결말|스토리|시나리오|에세이|수필|칼럼|감상문|독후감|초대장|"
+              r"대본|가사|노래|연설문|축사|광고|홍보|메시지|문구|개요|초안|보고서|리뷰|후기|문제|예문|답장")
+_TEXT_VERB = r"써|쓰|작성|지어|만들|출제|수정|고쳐|교정|다듬"
 _WRITTEN_REQUEST = re.compile(r"요약|간추려|줄여\s*(?:주|줘)|문체|말투로|바꿔\s*(?:주|줘|써)|고쳐\s*써|다듬어|윤문|재작성|"
-                              rf"(?<![가-힣])(?:{_TEXT_KIND})[^.?!\n]{{0,30}}?(?:써|쓰|작성|지어|만들|출제)")
+                              rf"(?<![가-힣])(?:{_TEXT_KIND})[^.?!\n]{{0,30}}?(?:{_TEXT_VERB})")
+# What the frame around a requested piece speaks of: the request ("요약하면", "작성해 보겠습니다") or, looking
+# back, the piece itself ("이렇게 …", "위의 …", "이 편지는 …").
+_REQUEST_WORD = re.compile(r"요약|간추|문체|말투|바꾸|바꿔|바뀐|고쳐|고친|수정|교정|다듬|윤문|작성|출제")
+# A kind noun as a word of its own: "시를", "이 연은", not "시간" or "연구".
+_KIND_TAIL = r"(?:[을를은는이가의에와과도만로]|으로|에서|처럼|형식|(?![가-힣]))"
+_LOOKING_BACK = re.compile(r"(?:^|[.!?]\s+)(?:이렇게|이처럼|이와\s*같이|위와\s*같이|위의?\s|이상으로|이상의)")
 _ZERO_WIDTH = re.compile("[\u200b\u2060\ufeff]")
 _HSPACE = re.compile(r"(?<=\S)[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
 _FENCE_SPLIT = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z))", re.S)
@@ -85,6 +93,20 @@ def normalize_text(text: str) -> str:
 def is_written_task(row: dict, user_text: str) -> bool:
     """True when the answer is itself a piece of writing (summary, style transfer), where 해라체 is normal."""
     return row.get("category") in WRITTEN_TEXT_CATEGORIES or bool(_WRITTEN_REQUEST.search(user_text))
+
+
+def requested_kinds(user_text: str) -> set[str]:
+    """The kinds of text a request names ("편지를 다시 작성해보세요" → {"편지"})."""
+    kinds = re.compile(rf"(?<![가-힣])({_TEXT_KIND})")
+    return {k for m in _WRITTEN_REQUEST.finditer(user_text) for k in kinds.findall(m.group())}
+
+
+def is_frame(paragraph: str, kinds: set[str]) -> bool:
+    """A paragraph around a requested piece, in the answer's own voice: it names the request or the kind of
+    text asked for ("다음은 편지의 예시입니다.", "이 일기는 …"), or looks back at the piece ("이렇게 초반은 …")."""
+    if _REQUEST_WORD.search(paragraph) or _LOOKING_BACK.search(paragraph):
+        return True
+    return any(re.search(rf"(?<![가-힣]){re.escape(k)}{_KIND_TAIL}", paragraph) for k in kinds)
 
 
 @functools.cache
@@ -157,8 +179,8 @@ def _purity(row: dict, result: dict, opts: GateOptions) -> None:
 
 def _speech_units(row: dict) -> list[tuple[int, str, bool]]:
     """``(message index, text, written)`` to analyse: the running prose of each answer
-    (:func:`korlora.clean.korean.register_prose`), whole, or by paragraph for written-text answers (the produced
-    text may keep its own register apart from a one-line polite intro)."""
+    (:func:`korlora.clean.korean.register_prose`). In a written-text answer the requested piece keeps its own
+    register and is not judged: only the frame around it is (:func:`is_frame`), paragraph by paragraph."""
     units, user = [], ""
     for i, message in enumerate(row["messages"]):
         if message["role"] == "user":
@@ -166,7 +188,11 @@ def _speech_units(row: dict) -> list[tuple[int, str, bool]]:
         elif message["role"] == "assistant":
             written = is_written_task(row, user)
             text = korean.register_prose(message["content"], user)
-            parts = _PARAGRAPH.split(text) if written else [text]
+            if written:
+                kinds = requested_kinds(user)
+                parts = [p for p in _PARAGRAPH.split(text) if is_frame(p, kinds)]
+            else:
+                parts = [text]
             units += [(i, p, written) for p in parts if p.strip()]
     return units
 

@@ -262,12 +262,14 @@ _STRUCTURE_LINE = re.compile(
     r"|[A-Za-z가나다라마바사아자차카타파하][.]\s"
     r"|\*\*[^*\n]+\*\*\s*:?\s*$|[=\-_*~]{3,}\s*$|예\s*\)|[^\s:：.!?]{1,12}(?:\s[^\s:：.!?]{1,12}){0,2}\s*[:：](?:\s|$))"
 )
-# A line that introduces what follows: "…다음과 같습니다.", "…예시입니다:", "수정하면:".
-_INTRODUCER = re.compile(r"(?:[:：]|다음과\s*같(?:습니다|아요|다|이)[.:]?|\s(?:예시|예문|예)(?:입니다|예요|이에요)?[.:])\s*$")
+# A line that introduces what follows: "…다음과 같습니다.", "…예시입니다:", "수정하면:", "문제를 다음과 같이
+#변경할 수 있습니다.", "아래처럼 고치면 됩니다."
+_INTRODUCER = re.compile(r"(?:[:：]|다음과\s*같(?:습니다|아요|다|이)[.:]?|\s(?:예시|예문|예)(?:입니다|예요|이에요)?[.:]"
+                         r"|(?:다음|아래)(?:과|와)?\s*(?:같이|처럼)\s[^.!?:\n]{0,40}[.:])\s*$")
 _PARAGRAPHS = re.compile(r"\n\s*\n")
 # The phrase that ends a line with ':' ("예를 들어:", "정리하면:") introduces what follows; it is not a sentence.
 _INTRO_TAIL = re.compile(r"(?:(?<=[.!?])|^)[^.!?]*[:：]\s*$")
-DISPLAY_SENTENCES = 2  # a paragraph this short right after an introducer is a displayed example or result
+DISPLAY_SENTENCES = 2  # a paragraph of this much prose right after an introducer is a displayed example or result
 ECHO_OVERLAP = 0.5  # a sentence sharing this much with a text repeats or reworks that text's words
 
 
@@ -298,28 +300,31 @@ def _displayed_examples(question: str) -> list[str]:
                     and len(_sentences(p)) <= DISPLAY_SENTENCES]
 
 
-def _cites_question(sentence: str, question: set[str], examples: list[set[str]]) -> bool:
+def _cites_question(sentence: str, examples: list[set[str]]) -> bool:
     """A sentence that shows the question's material rather than speaking in the answer's voice: an answer
-    option or an example the question displays, restated or reworked ("따라서 답은 C) …을 야기했다."), or the
-    question itself repeated as a heading ("물리학이 뭐야?"). A sentence that retells the question's statements
-    as the answer's own is not a citation: it is read with the rest. ``question`` and ``examples`` are given as
-    their character pairs (:func:`_bigrams`), computed once per question."""
+    option or an example the question displays, restated or reworked ("따라서 답은 C) …을 야기했다."). The
+    question's own statements retold, or the question repeated inside the prose, are the answer's words and are
+    read with the rest. ``examples`` are given as their character pairs (:func:`_bigrams`)."""
     mine = _bigrams(sentence)
-    if any(_reworks(mine, example) for example in examples):
-        return True
-    return sentence.rstrip().endswith(("?", "？")) and _reworks(mine, question)
+    return any(_reworks(mine, example) for example in examples)
 
 
-def _own_sentences(line: str, question: set[str], examples: list[set[str]]) -> str:
+def _is_title(line: str, question: set[str]) -> bool:
+    """The question repeated on a line of its own, as a title over the answer ("김치찌개는 어떻게 끓여?")."""
+    return line.rstrip().endswith(("?", "？")) and len(_sentences(line)) == 1 and _reworks(_bigrams(line), question)
+
+
+def _own_sentences(line: str, examples: list[set[str]]) -> str:
     """``line`` without the sentences that cite the question (:func:`_cites_question`)."""
-    return " ".join(s for s in _sentences(line) if not _cites_question(s, question, examples))
+    return " ".join(s for s in _sentences(line) if not _cites_question(s, examples))
 
 
 def register_prose(text: str, question: str = "") -> str:
     """The part of an answer whose speech level is the answer's own: running prose without code, formulas,
     markup, quotes, headings, list items, table rows, labelled fields, examples, short displayed results
-    (a paragraph of at most :data:`DISPLAY_SENTENCES` sentences right after a line ending in ':' or
-    "다음과 같습니다") and sentences citing the ``question`` (:func:`_cites_question`). Paragraphs stay apart."""
+    (a paragraph of at most :data:`DISPLAY_SENTENCES` prose sentences right after a line ending in ':',
+    "다음과 같습니다" or "다음과 같이 …"), the question repeated as a title (:func:`_is_title`) and sentences
+    citing the ``question`` (:func:`_cites_question`). Paragraphs stay apart."""
     text = unquote(strip_code(unicodedata.normalize("NFC", text)))
     question = unicodedata.normalize("NFC", question)
     pairs, examples = _bigrams(question), [_bigrams(e) for e in _displayed_examples(question)]
@@ -328,14 +333,15 @@ def register_prose(text: str, question: str = "") -> str:
         lines = [line for line in paragraph.split("\n") if line.strip()]
         if not lines:
             continue
-        sentences = _sentences(paragraph)
-        display = introduced and len(sentences) <= DISPLAY_SENTENCES
+        prose_lines = [line for line in lines if not _STRUCTURE_LINE.match(line)]  # not "매개변수: …" fields
+        display = introduced and len(_sentences("\n".join(prose_lines))) <= DISPLAY_SENTENCES
         introduced = bool(_INTRODUCER.search(lines[-1]))
         if display:
             continue
         lines = [_INTRO_TAIL.sub("", line) for line in lines if has_hangul(line) and not _STRUCTURE_LINE.match(line)]
         if question:
-            lines = [kept_part for line in lines if has_hangul(kept_part := _own_sentences(line, pairs, examples))]
+            lines = [kept_part for line in lines if not _is_title(line, pairs)
+                     and has_hangul(kept_part := _own_sentences(line, examples))]
         if lines:
             kept.append("\n".join(lines))
     return "\n\n".join(kept)
