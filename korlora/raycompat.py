@@ -23,6 +23,10 @@ def init_local_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):  # a job's driver: the job's runtime env already applies
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, logging_level=level)
     else:
+        # One machine of our own is never drained by a cloud provider: no need for Ray Train's preemption
+        # watcher (on every run its controller logs an error line about the watcher's restart arguments).
+        # Clusters keep it; Ray Train hands this variable from the driver to its controller.
+        os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
         ray.init(num_cpus=num_cpus, include_dashboard=True, dashboard_host="127.0.0.1",
                  runtime_env=runtime_env, log_to_driver=True, logging_level=level)
     configure_data_context()

@@ -95,7 +95,7 @@ def test_use_4bit_without_cuda_is_a_clear_error(tmp_path, tiny_ko):
 
 
 @pytest.mark.slow
-def test_train_on_ray_lowers_loss_and_loads_with_seed_snippet(tmp_path, tiny_ko, ray_local, monkeypatch):
+def test_train_on_ray_lowers_loss_and_loads_with_seed_snippet(tmp_path, tiny_ko, ray_local, monkeypatch, capfd):
     from korlora.train.driver import run_training
 
     monkeypatch.chdir(tmp_path)
@@ -103,6 +103,8 @@ def test_train_on_ray_lowers_loss_and_loads_with_seed_snippet(tmp_path, tiny_ko,
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     result = run_training(config(tmp_path))
     out = result.output_dir
+    printed = capfd.readouterr()
+    assert "PreemptionWatcher" not in printed.out + printed.err  # quiet logs on a local Ray
 
     from peft import AutoPeftModelForCausalLM
     from transformers import AutoTokenizer
