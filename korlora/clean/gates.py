@@ -47,6 +47,7 @@ _WRITTEN_REQUEST = re.compile(r"요약|간추려|줄여\s*(?:주|줘)|문체|말
 _REQUEST_WORD = re.compile(r"요약|간추|문체|말투|바꾸|바꿔|바뀐|고쳐|고친|수정|교정|다듬|윤문|작성|출제")
 # A kind noun as a word of its own: "시를", "이 연은", not "시간" or "연구".
 _KIND_TAIL = r"(?:[을를은는이가의에와과도만로]|으로|에서|처럼|형식|(?![가-힣]))"
+_KIND_WORD = re.compile(rf"(?<![가-힣])({_TEXT_KIND})")
 _LOOKING_BACK = re.compile(r"(?:^|[.!?]\s+)(?:이렇게|이처럼|이와\s*같이|위와\s*같이|위의?\s|이상으로|이상의)")
 _ZERO_WIDTH = re.compile("[\u200b\u2060\ufeff]")
 _HSPACE = re.compile(r"(?<=\S)[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]{2,}|[\u00a0\u2000-\u200a\u202f\u205f\u3000]")
@@ -97,8 +98,7 @@ def is_written_task(row: dict, user_text: str) -> bool:
 
 def requested_kinds(user_text: str) -> set[str]:
     """The kinds of text a request names ("편지를 다시 작성해보세요" → {"편지"})."""
-    kinds = re.compile(rf"(?<![가-힣])({_TEXT_KIND})")
-    return {k for m in _WRITTEN_REQUEST.finditer(user_text) for k in kinds.findall(m.group())}
+    return {k for m in _WRITTEN_REQUEST.finditer(user_text) for k in _KIND_WORD.findall(m.group())}
 
 
 def is_frame(paragraph: str, kinds: set[str]) -> bool:
