@@ -52,7 +52,8 @@ REASON_DOCS: dict[Reason, str] = {
     Reason.TOO_LONG: "longer than the configured limit",
     Reason.NOISE_START: "an answer starting with punctuation, a role tag or blank lines that cannot be repaired",
     Reason.NON_KOREAN: "answer prose is not Korean",
-    Reason.MIXED_SPEECH_LEVEL: "polite and 반말 sentence endings mixed within one answer",
+    Reason.MIXED_SPEECH_LEVEL: ("polite and 반말 sentence endings mixed in the answer's own prose (headings, list "
+                                "items, quotes, examples, code and a requested written piece are not judged)"),
     Reason.DUPLICATE: "exact duplicate of an earlier row after normalisation",
     Reason.NEAR_DUPLICATE: "near duplicate of an earlier row (character n-gram MinHash)",
     Reason.CROSS_SOURCE_DUPLICATE: "merge: exact duplicate of a row of an earlier source",
