@@ -106,7 +106,8 @@ def is_frame(paragraph: str, kinds: set[str]) -> bool:
     text asked for ("다음은 편지의 예시입니다.", "이 일기는 …"), or looks back at the piece ("이렇게 초반은 …")."""
     if _REQUEST_WORD.search(paragraph) or _LOOKING_BACK.search(paragraph):
         return True
-    return any(re.search(rf"(?<![가-힣]){re.escape(k)}{_KIND_TAIL}", paragraph) for k in kinds)
+    named = "|".join(map(re.escape, kinds))
+    return bool(named) and bool(re.search(rf"(?<![가-힣])(?:{named}){_KIND_TAIL}", paragraph))
 
 
 @functools.cache

@@ -338,7 +338,7 @@ def register_prose(text: str, question: str = "") -> str:
         introduced = bool(_INTRODUCER.search(lines[-1]))
         if display:
             continue
-        lines = [_INTRO_TAIL.sub("", line) for line in lines if has_hangul(line) and not _STRUCTURE_LINE.match(line)]
+        lines = [_INTRO_TAIL.sub("", line) for line in prose_lines if has_hangul(line)]
         if question:
             lines = [kept_part for line in lines if not _is_title(line, pairs)
                      and has_hangul(kept_part := _own_sentences(line, examples))]
